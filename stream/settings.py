@@ -1,0 +1,238 @@
+"""The one settings object: defaults < TOML file (``--config``) < environment < command-line flags.
+
+Environment variables use the prefix ``OFFERSTREAM_`` and ``__`` between levels, for example
+``OFFERSTREAM_PROCESSING__MARGIN=0.25`` or ``OFFERSTREAM_KAFKA__GROUP_ID=shop-a``. The conventional
+``KAFKA_BOOTSTRAP_SERVERS`` is honoured too. Everything is validated at start-up; secrets are ``SecretStr``
+and print as ``**********``. This module is the only one that reads the environment.
+
+>>> s = load_settings(env={"OFFERSTREAM_PROCESSING__MARGIN": "0.25"})
+>>> s.processing.margin, s.kafka.decisions_topic
+(0.25, 'offerstream.decisions')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bandits.offers import Catalogue
+from stream.contract import EVENT_TYPES
+from stream.errors import ConfigError
+
+ENV_PREFIX = "OFFERSTREAM_"
+
+
+class KafkaSettings(BaseModel):
+    """Where the worker reads and writes, and how its kafka-python clients behave."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str | None = Field(
+        None, description="host:port[,host:port]; unset means 'start the local broker' for make run"
+    )
+    clickstream_topic: str = "offerstream.clickstream"
+    decisions_topic: str = "offerstream.decisions"
+    rewards_topic: str = "offerstream.rewards"
+    dead_letter_topic: str = "offerstream.dead-letters"
+    group_id: str = "offerstream-worker"
+    client_id: str = "offerstream"
+    partitions: int = Field(3, ge=1, description="partitions of topics that offerstream creates")
+    max_poll_records: int = Field(500, ge=1)
+    poll_timeout_ms: int = Field(100, ge=0)
+    fetch_max_bytes: int = Field(52_428_800, ge=1024)
+    linger_ms: int = Field(5, ge=0)
+    batch_size: int = Field(65_536, ge=1024)
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+    max_request_size: int = Field(4_194_304, ge=1024, description="producer cap; dead letters carry input bytes")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """Options shared by every kafka-python client (secrets revealed only here)."""
+        opts: dict[str, Any] = {
+            "bootstrap_servers": (self.bootstrap_servers or "").split(","),
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            opts["sasl_mechanism"] = self.sasl_mechanism
+        if self.sasl_plain_username:
+            opts["sasl_plain_username"] = self.sasl_plain_username
+        if self.sasl_plain_password is not None:
+            opts["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+        if self.ssl_cafile:
+            opts["ssl_cafile"] = self.ssl_cafile
+        return opts
+
+
+class ProcessingSettings(BaseModel):
+    """What the processing core does with each event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision_events: tuple[str, ...] = ("add_to_cart", "checkout_start")
+    max_decisions_per_session: int = Field(1, ge=1)
+    attribution_window_s: float = Field(1800.0, gt=0, description="a purchase this long after a decision counts")
+    session_gap_s: float = Field(1800.0, gt=0, description="inactivity that starts a new session (no session_id)")
+    session_ttl_s: float = Field(4 * 3600.0, gt=0, description="idle sessions are forgotten after this (event time)")
+    margin: float = Field(0.30, gt=0, le=1, description="gross margin on revenue")
+    max_message_bytes: int = Field(65_536, ge=256, description="larger messages are dead letters")
+    max_ts_skew_s: float = Field(
+        366 * 86400.0,
+        gt=0,
+        description="allowed distance of ts from the record's broker time (or the watermark)",
+    )
+    ts_min: datetime = datetime(1995, 1, 1, tzinfo=UTC)
+    ts_max: datetime = datetime(2100, 1, 1, tzinfo=UTC)
+    offers: Catalogue = Field(default_factory=Catalogue)
+
+    @field_validator("decision_events")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event types {unknown}; known: {list(EVENT_TYPES)}")
+        return value
+
+    @field_validator("ts_min", "ts_max")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give bounds with a UTC offset")
+        return value
+
+
+class PolicySettings(BaseModel):
+    """Which bandit policy decides, and its knobs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Literal["thompson", "uniform", "fixed"] = "thompson"
+    mc_samples: int = Field(1000, ge=10, le=1_000_000, description="Monte Carlo draws for TS propensities")
+    propensity_floor: float = Field(0.01, ge=0, lt=1, description="no eligible offer is chosen less often")
+    prior_mean: float = 0.0
+    prior_strength: float = Field(1.0, gt=0, description="pseudo-observations behind the prior mean")
+    prior_shape: float = Field(1.0, gt=0, description="inverse-gamma shape of the reward variance prior")
+    prior_scale: float = Field(25.0, gt=0, description="inverse-gamma scale of the reward variance prior")
+    fixed_offer: str = "none"
+
+
+class Settings(BaseSettings):
+    """Everything a worker, replay or simulator run needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        nested_model_default_partial_update=True,
+    )
+
+    seed: int = Field(0, ge=0, description="root of every random choice")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    state_dir: Path = Path(".run/state")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _fixed_offer_exists(self) -> Settings:
+        if self.policy.name == "fixed" and self.policy.fixed_offer not in self.processing.offers.names:
+            raise ValueError(
+                f"policy.fixed_offer {self.policy.fixed_offer!r} is not in the catalogue {self.processing.offers.names}"
+            )
+        return self
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build and validate the settings; raises :class:`ConfigError` with every problem listed.
+
+    ``overrides`` are nested dicts from command-line flags (highest precedence); ``env`` defaults to
+    ``os.environ``.
+    """
+    environ = dict(os.environ if env is None else env)
+    if "KAFKA_BOOTSTRAP_SERVERS" in environ:
+        environ.setdefault(f"{ENV_PREFIX}KAFKA__BOOTSTRAP_SERVERS", environ["KAFKA_BOOTSTRAP_SERVERS"])
+    if config_file is not None and not Path(config_file).is_file():
+        raise ConfigError(f"config file not found: {config_file}")
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [
+                init_settings,
+                _MappingEnvSource(settings_cls, environ),
+            ]
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return tuple(sources)
+
+    try:
+        loaded = _Loaded(**_deep_merge({}, overrides or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+    return Settings.model_construct(**{name: getattr(loaded, name) for name in Settings.model_fields})
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source, reading a given mapping instead of the process environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = {k.lower(): v for k, v in environ.items()}
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._environ
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON-able data with secrets masked, for logs and ``offerstream config``."""
+    return settings.model_dump(mode="json")
