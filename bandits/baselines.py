@@ -1,0 +1,58 @@
+"""Reference policies: uniform random (the ideal logging policy for evaluation) and one fixed offer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bandits.base import Choice, sample_choice
+
+
+class UniformPolicy:
+    """Every eligible offer with equal probability; learns nothing."""
+
+    name = "uniform"
+    version = "uniform"
+
+    def choose(self, context: Mapping[str, float], offers: Sequence[str], rng: np.random.Generator) -> Choice:
+        return sample_choice(offers, np.full(len(offers), 1.0 / len(offers)), rng, {})
+
+    def update(self, context: Mapping[str, float], offer: str, reward: float, propensity: float) -> None:
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        return None
+
+
+class FixedOfferPolicy:
+    """Always the same offer when it is eligible (propensity 1); otherwise uniform over the eligible ones."""
+
+    name = "fixed"
+
+    def __init__(self, offer: str = "none") -> None:
+        self.offer = offer
+
+    @property
+    def version(self) -> str:
+        return f"fixed:{self.offer}"
+
+    def choose(self, context: Mapping[str, float], offers: Sequence[str], rng: np.random.Generator) -> Choice:
+        if self.offer in offers:
+            probabilities = np.array([1.0 if o == self.offer else 0.0 for o in offers])
+        else:
+            probabilities = np.full(len(offers), 1.0 / len(offers))
+        return sample_choice(offers, probabilities, rng, {})
+
+    def update(self, context: Mapping[str, float], offer: str, reward: float, propensity: float) -> None:
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        return None
