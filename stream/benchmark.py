@@ -1,0 +1,252 @@
+"""``make bench``: replay throughput, and the worker beside a raw kafka-python pass-through, in one run.
+
+Measured here, printed and written to ``.run/bench/results.json``:
+1. **replay**: simulated events (file) → the full processing core → files; events/s over ``--runs`` runs.
+2. **broker**: the same events produced once to an input topic; then, alternately and ``--runs`` times each,
+   (a) a raw kafka-python consume → produce pass-through (no parsing, same batch and producer settings,
+   flush + commit per poll) and (b) the offerstream worker (fresh consumer group each run), each timed from
+   start to the last input committed. The ratio worker/raw is what matters on a noisy machine.
+
+Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set; otherwise starts a throw-away local broker (docker/kafka/kafka.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer
+from kafka.structs import OffsetAndMetadata
+
+from stream.kafka_io import ensure_topics, make_producer
+from stream.pipeline import PipelineStats
+from stream.recording import produce_files
+from stream.replay import replay_files
+from stream.settings import Settings, load_settings
+from stream.simulator import simulate_to_file
+from stream.worker import run_worker
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kafka-python": version("kafka-python"),
+        "river": version("river"),
+        "numpy": version("numpy"),
+        "platform": platform.platform(),
+    }
+
+
+def bench_replay(events: Path, settings: Settings, runs: int, workdir: Path) -> dict[str, Any]:
+    rates = []
+    for i in range(runs):
+        _, stats, counts = replay_files(
+            [events], settings, workdir / f"d{i}.jsonl", workdir / f"x{i}.jsonl", workdir / f"r{i}.jsonl"
+        )
+        rates.append(stats.records / stats.seconds)
+    return {
+        "what": "file source -> parse/validate -> state -> features -> Thompson policy -> rewards -> file sinks",
+        "events": stats.records,
+        "decisions": counts["decision"],  # type: ignore[index]
+        "runs": runs,
+        "events_per_s": {
+            "median": round(statistics.median(rates)),
+            "min": round(min(rates)),
+            "max": round(max(rates)),
+        },
+    }
+
+
+def _raw_pass_through(settings: Settings, total: int) -> float:
+    """Consume the input topic and produce every value unchanged to the decisions topic; seconds taken."""
+    k = settings.kafka
+    consumer = KafkaConsumer(
+        k.clickstream_topic,
+        **k.client_options(),
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=k.max_poll_records,
+        fetch_max_bytes=k.fetch_max_bytes,
+    )
+    producer = make_producer(k)
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < total:
+            polled = consumer.poll(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
+            offsets = {}
+            for tp, messages in polled.items():
+                for m in messages:
+                    producer.send(k.decisions_topic, value=m.value, key=m.key)
+                offsets[tp] = OffsetAndMetadata(messages[-1].offset + 1, "", -1)
+                seen += len(messages)
+            if offsets:
+                producer.flush()
+                consumer.commit(offsets)
+        return time.perf_counter() - started
+    finally:
+        producer.close()
+        consumer.close()
+
+
+def _worker_pass(settings: Settings, total: int) -> tuple[float, int]:
+    group = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"group_id": f"bench-{uuid.uuid4().hex[:8]}"})}
+    )
+    stop = threading.Event()
+
+    def until_done(stats: PipelineStats) -> None:
+        if stats.records >= total:
+            stop.set()
+
+    started = time.perf_counter()
+    result = run_worker(group, stop, on_batch=until_done, create_topics=False)
+    return time.perf_counter() - started, result.stats.outputs
+
+
+def bench_broker(events: Path, settings: Settings, runs: int) -> dict[str, Any]:
+    ensure_topics(settings.kafka)
+    total = produce_files(settings.kafka, settings.kafka.clickstream_topic, [events])
+    raw, ours = [], []
+    outputs = 0
+    for _ in range(runs):
+        raw.append(total / _raw_pass_through(settings, total))
+        seconds, outputs = _worker_pass(settings, total)
+        ours.append(total / seconds)
+    ratios = [o / r for o, r in zip(ours, raw, strict=True)]
+    return {
+        "what": "input topic -> consumer group -> (raw: nothing | worker: full core) -> producer (acks=all), "
+        "flush + commit per poll batch; alternating runs, fresh group each",
+        "events": total,
+        "partitions": settings.kafka.partitions,
+        "runs": runs,
+        "raw_events_per_s": round(statistics.median(raw)),
+        "worker_events_per_s": round(statistics.median(ours)),
+        "raw_messages_out": total,
+        "worker_messages_out": outputs,
+        "ratio_worker_over_raw": {
+            "median": round(statistics.median(ratios), 3),
+            "all": [round(r, 3) for r in ratios],
+        },
+    }
+
+
+def _broker(workdir: Path) -> tuple[str, dict[str, str] | None]:
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if given:
+        return given, None
+    env = dict(
+        os.environ,
+        KAFKA_DATA_DIR=str(workdir / "kafka"),
+        KAFKA_PORT=os.environ.get("BENCH_KAFKA_PORT", "29492"),
+    )
+    out = subprocess.run(
+        ["bash", str(REPO / "docker/kafka/kafka.sh"), "up"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1].split("=", 1)[1], env
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=4000, help="simulated shoppers (events scale with it)")
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / ".run/bench/results.json")
+    parser.add_argument("--skip-broker", action="store_true")
+    args = parser.parse_args(argv)
+
+    results: dict[str, Any] = {
+        "machine": _machine(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with tempfile.TemporaryDirectory(prefix="offerstream-bench-") as tmp:
+        workdir = Path(tmp)
+        events = workdir / "events.jsonl"
+        sim = simulate_to_file("stationary", days=args.days, users=args.users, seed=1, out=events)
+        results["input"] = {
+            "scenario": "stationary",
+            "days": args.days,
+            "users": args.users,
+            "events": sim["events"],
+        }
+        settings = load_settings(env={}, overrides={"seed": 1})
+        print(
+            f"machine: {results['machine']['cpu']} × {results['machine']['cores']} cores, Python "
+            f"{results['machine']['python']}, kafka-python {results['machine']['kafka-python']}"
+        )
+        print(f"input: {sim['events']} simulated events ({args.users} users × {args.days} days, stationary)")
+        results["replay"] = bench_replay(events, settings, args.runs, workdir)
+        r = results["replay"]["events_per_s"]
+        print(
+            f"replay (full core, file→file, {args.runs} runs): median {r['median']} events/s "
+            f"(min {r['min']}, max {r['max']})"
+        )
+        if not args.skip_broker:
+            bootstrap, broker_env = _broker(workdir)
+            tag = uuid.uuid4().hex[:6]
+            kafka = {
+                "bootstrap_servers": bootstrap,
+                "clickstream_topic": f"bench{tag}.in",
+                "decisions_topic": f"bench{tag}.out",
+                "rewards_topic": f"bench{tag}.rewards",
+                "dead_letter_topic": f"bench{tag}.dead",
+            }
+            broker_settings = load_settings(
+                env={}, overrides={"seed": 1, "kafka": kafka, "state_dir": str(workdir / "state")}
+            )
+            try:
+                results["broker"] = bench_broker(events, broker_settings, args.runs)
+            finally:
+                if broker_env is not None:
+                    subprocess.run(
+                        ["bash", str(REPO / "docker/kafka/kafka.sh"), "down"],
+                        env=broker_env,
+                        capture_output=True,
+                    )
+            b = results["broker"]
+            ratio = b["ratio_worker_over_raw"]
+            print(
+                f"broker ({b['events']} events, {b['partitions']} partitions, {args.runs} alternating runs): "
+                f"raw kafka-python pass-through {b['raw_events_per_s']} events/s, "
+                f"worker {b['worker_events_per_s']} events/s, "
+                f"ratio worker/raw {ratio['median']} (all {ratio['all']})"
+            )
+            print(
+                f"  note: raw writes every input message ({b['raw_messages_out']}); the worker writes only "
+                f"decisions and rewards ({b['worker_messages_out']}), so it produces less than the pass-through"
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Kafka at the edges: a consumer-group source, an acknowledging sink, topic creation. kafka-python only.
+
+The processing core never sees these classes; :func:`stream.pipeline.run_pipeline` drives them like any other
+source and sink. Delivery is at-least-once: the sink's ``flush`` waits for the broker to acknowledge every
+output (``acks=all``, idempotent producer) and raises :class:`DeliveryError` otherwise, and only then does the
+source commit the batch's offsets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from stream.errors import DeliveryError
+from stream.records import Output, OutputKind, SourceRecord
+from stream.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_MAX_BYTES = 8_388_608  # the dead-letter topic carries input bytes, base64-inflated
+
+
+def topic_for(settings: KafkaSettings, kind: OutputKind) -> str:
+    return {
+        OutputKind.DECISION: settings.decisions_topic,
+        OutputKind.REWARD: settings.rewards_topic,
+        OutputKind.DEAD_LETTER: settings.dead_letter_topic,
+    }[kind]
+
+
+def ensure_topics(settings: KafkaSettings, timeout_ms: int = 30_000) -> list[str]:
+    """Create offerstream's topics where they are missing; returns the names created."""
+    admin = KafkaAdminClient(**settings.client_options(), request_timeout_ms=timeout_ms)
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(settings.clickstream_topic, settings.partitions, 1),
+            NewTopic(settings.decisions_topic, settings.partitions, 1),
+            NewTopic(settings.rewards_topic, settings.partitions, 1),
+            NewTopic(
+                settings.dead_letter_topic,
+                settings.partitions,
+                1,
+                topic_configs={"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
+            ),
+        ]
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
+                admin.create_topics(missing, timeout_ms=timeout_ms)
+            log.info("created topics %s", [t.name for t in missing])
+        return [t.name for t in missing]
+    finally:
+        admin.close()
+
+
+def make_producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:
+    return KafkaProducer(
+        **settings.client_options(),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.linger_ms,
+        batch_size=settings.batch_size,
+        compression_type=settings.compression_type,
+        max_request_size=settings.max_request_size,
+        **extra,
+    )
+
+
+class KafkaSource:
+    """The clickstream topic, read by a consumer group, committed only when told."""
+
+    def __init__(self, settings: KafkaSettings, **extra: Any) -> None:
+        self.settings = settings
+        self.consumer = KafkaConsumer(
+            settings.clickstream_topic,
+            **settings.client_options(),
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.max_poll_records,
+            fetch_max_bytes=settings.fetch_max_bytes,
+            **extra,
+        )
+        self.committed: dict[TopicPartition, int] = {}
+
+    def next_batch(self, max_records: int) -> list[SourceRecord]:
+        polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=max_records)
+        return [
+            SourceRecord(
+                value=m.value if m.value is not None else b"",
+                topic=m.topic,
+                partition=m.partition,
+                offset=m.offset,
+                key=m.key,
+                timestamp_ms=m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None,
+            )
+            for tp in sorted(polled, key=lambda t: (t.topic, t.partition))
+            for m in polled[tp]
+        ]
+
+    def commit(self, batch: Sequence[SourceRecord]) -> None:
+        if not batch:
+            return
+        positions: dict[TopicPartition, int] = {}
+        for r in batch:
+            tp = TopicPartition(r.topic, r.partition)
+            positions[tp] = max(positions.get(tp, -1), r.offset + 1)
+        self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in positions.items()})
+        self.committed.update(positions)
+
+    def committed_offsets(self, partitions: Sequence[TopicPartition] = ()) -> dict[TopicPartition, int | None]:
+        """The group's committed offsets for the assigned partitions (and any others named)."""
+        tps = set(self.consumer.assignment()) | set(self.committed) | set(partitions)
+        return {tp: self.consumer.committed(tp) for tp in sorted(tps, key=lambda t: (t.topic, t.partition))}
+
+    def lag(self) -> int:
+        """Messages behind the end of the assigned partitions (0 when nothing is assigned yet)."""
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return 0
+        ends = self.consumer.end_offsets(assigned)
+        return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in assigned)
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+class KafkaSink:
+    """Produces each output to its kind's topic; ``flush`` returns only when the broker acknowledged all."""
+
+    def __init__(self, settings: KafkaSettings, producer: KafkaProducer | None = None) -> None:
+        self.settings = settings
+        self.producer = producer or make_producer(settings)
+        self._pending: list[tuple[Output, Any]] = []
+        self.counts: dict[OutputKind, int] = dict.fromkeys(OutputKind, 0)
+
+    def write(self, outputs: Sequence[Output]) -> None:
+        for out in outputs:
+            future = self.producer.send(
+                topic_for(self.settings, out.kind), value=out.value(), key=out.key, headers=list(out.headers)
+            )
+            self._pending.append((out, future))
+
+    def flush(self) -> None:
+        self.producer.flush()
+        failed = [(out, f.exception) for out, f in self._pending if f.failed()]
+        for out, _ in self._pending:
+            self.counts[out.kind] += 1
+        self._pending.clear()
+        if failed:
+            out, exc = failed[0]
+            raise DeliveryError(f"{len(failed)} outputs not acknowledged, first {out.kind.value}: {exc!r}")
+
+    def close(self) -> None:
+        try:
+            self.producer.flush()
+        except KafkaError as exc:  # closing after a failure: report, don't mask the first error
+            log.warning("producer flush on close failed: %r", exc)
+        self.producer.close()

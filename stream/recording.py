@@ -1,0 +1,131 @@
+"""Topics to files and back: ``offerstream record`` and ``offerstream produce``.
+
+A recording's first line is a header (``{"offerstream_recording": 1, "topic": ..., "partitions": ...}``); each
+further line is one message: ``partition``, ``offset``, ``timestamp_ms``, and the key and value as text when
+they are UTF-8 (``key``/``value``) or base64 otherwise (``key_b64``/``value_b64``), so the exact bytes survive,
+malformed ones included. Messages come partition by partition in offset order.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import TopicPartition
+
+from stream.jsonl import dumps_line, open_binary
+from stream.kafka_io import make_producer
+from stream.settings import KafkaSettings
+from stream.sources import RECORDING_MARK, read_file
+
+
+def iter_topic(
+    settings: KafkaSettings,
+    topic: str,
+    idle_timeout_s: float | None = 5.0,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    **consumer_options: Any,
+) -> Iterator[ConsumerRecord]:
+    """Every message of ``topic`` from its beginning. Ends once the end offsets are reached and nothing new
+    came for ``idle_timeout_s``; with ``idle_timeout_s=None`` it follows until ``stop`` is set."""
+    stop = stop or threading.Event()
+    consumer = KafkaConsumer(**settings.client_options(), group_id=None, enable_auto_commit=False, **consumer_options)
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            raise ValueError(f"topic {topic!r} does not exist or has no partitions")
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        last_news = clock()
+        while not stop.is_set():
+            polled = consumer.poll(timeout_ms=200)
+            for tp in sorted(polled, key=lambda t: t.partition):
+                yield from polled[tp]
+            if polled:
+                last_news = clock()
+                continue
+            if idle_timeout_s is None or clock() - last_news < idle_timeout_s:
+                continue
+            ends = consumer.end_offsets(tps)
+            if all(consumer.position(tp) >= ends[tp] for tp in tps):
+                return
+    finally:
+        consumer.close()
+
+
+def _bytes_entry(name: str, data: bytes | None) -> dict[str, Any]:
+    if data is None:
+        return {name: None}
+    try:
+        return {name: data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{name}_b64": base64.b64encode(data).decode()}
+
+
+def record_topic(
+    settings: KafkaSettings,
+    topic: str,
+    out: str | Path,
+    idle_timeout_s: float | None = 5.0,
+    stop: threading.Event | None = None,
+) -> int:
+    """Write every message of ``topic`` to the recording ``out``; returns how many were written."""
+    messages = iter_topic(settings, topic, idle_timeout_s=idle_timeout_s, stop=stop)
+    written = 0
+    with open_binary(out, "wb") as fh:
+        fh.write(dumps_line({RECORDING_MARK: 1, "topic": topic}))
+        for m in messages:
+            entry: dict[str, Any] = {
+                "partition": m.partition,
+                "offset": m.offset,
+                "timestamp_ms": m.timestamp,
+            }
+            entry.update(_bytes_entry("key", m.key))
+            entry.update(_bytes_entry("value", m.value))
+            fh.write(dumps_line(entry))
+            written += 1
+    return written
+
+
+def _key_and_time(value: bytes) -> tuple[bytes | None, int | None]:
+    """The message key (``user_id``) and broker timestamp (``ts`` in epoch ms) of an event, when readable."""
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    user = body.get("user_id")
+    ts = body.get("ts")
+    key = str(user).encode() if isinstance(user, str | int) and not isinstance(user, bool) else None
+    stamp = ts if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts < 2**63 else None
+    return key, stamp
+
+
+def produce_values(settings: KafkaSettings, topic: str, values: Iterable[bytes]) -> int:
+    """Send raw messages keyed by their ``user_id`` and stamped with their ``ts`` where they have them."""
+    producer = make_producer(settings)
+    sent = 0
+    try:
+        for value in values:
+            key, stamp = _key_and_time(value)
+            producer.send(topic, value=value, key=key, timestamp_ms=stamp)
+            sent += 1
+        producer.flush()
+    finally:
+        producer.close()
+    return sent
+
+
+def produce_files(settings: KafkaSettings, topic: str, paths: Sequence[str | Path]) -> int:
+    """Send every line of plain JSONL files (recordings: their exact values) to ``topic``."""
+    return produce_values(settings, topic, (r.value for p in paths for r in read_file(p)))
