@@ -1,0 +1,36 @@
+"""The shared checks every state store must pass (memory today; persistent backends join here)."""
+
+import orjson
+import pytest
+
+from stream.state import InMemoryStore, SessionState, StateStore, UserState
+
+STORES = {"memory": InMemoryStore}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request) -> StateStore:
+    return STORES[request.param]()
+
+
+def test_get_put_and_missing(store):
+    assert store.get_user("u") is None and store.get_session("s") is None
+    store.put_user(UserState("u", 1, 2, sessions=3))
+    store.put_session(SessionState("s", "u", 1, 2, counts={"search": 2}))
+    assert store.get_user("u").sessions == 3 and store.get_session("s").count("search") == 2
+
+
+def test_snapshot_restore_through_json_gives_an_equal_store(store):
+    store.put_user(UserState("u", 1, 2, revenue=9.5))
+    store.put_session(SessionState("s", "u", 1, 2, cart_value=3.0, counts={"add_to_cart": 1}))
+    snap = orjson.loads(orjson.dumps(store.snapshot()))
+    twin = type(store)()
+    twin.restore(snap)
+    assert twin.snapshot() == store.snapshot()
+
+
+def test_expiry_is_by_event_time_and_bounded(store):
+    for i in range(100):
+        store.put_session(SessionState(f"s{i}", "u", i * 1000, i * 1000))
+    gone = store.expire(watermark_ms=100_000, session_ttl_ms=50_000)
+    assert gone == 50 and store.get_session("s49") is None and store.get_session("s50") is not None
