@@ -24,7 +24,7 @@ from stream.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_MAX_BYTES = 8_388_608  # the dead-letter topic carries input bytes, base64-inflated
+DEAD_LETTER_MAX_BYTES = 4_194_304  # dead letters carry input bytes (≤ 1 MB by default), base64-inflated
 
 
 def topic_for(settings: KafkaSettings, kind: OutputKind) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 
 import orjson
@@ -72,7 +73,7 @@ def test_one_partition_gives_byte_identical_decisions_to_a_replay(tmp_path, boot
     from stream.kafka_io import ensure_topics
     from stream.settings import load_settings
 
-    tag = tmp_path.name[-10:].replace("_", "")
+    tag = uuid.uuid4().hex[:8]
     settings = load_settings(
         env={},
         overrides={
