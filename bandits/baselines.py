@@ -10,14 +10,8 @@ import numpy as np
 from bandits.base import Choice, sample_choice
 
 
-class UniformPolicy:
-    """Every eligible offer with equal probability; learns nothing."""
-
-    name = "uniform"
-    version = "uniform"
-
-    def choose(self, context: Mapping[str, float], offers: Sequence[str], rng: np.random.Generator) -> Choice:
-        return sample_choice(offers, np.full(len(offers), 1.0 / len(offers)), rng, {})
+class _Unlearning:
+    """Policies that learn nothing: updates are ignored and there is no state to snapshot."""
 
     def update(self, context: Mapping[str, float], offer: str, reward: float, propensity: float) -> None:
         return None
@@ -29,7 +23,17 @@ class UniformPolicy:
         return None
 
 
-class FixedOfferPolicy:
+class UniformPolicy(_Unlearning):
+    """Every eligible offer with equal probability; learns nothing."""
+
+    name = "uniform"
+    version = "uniform"
+
+    def choose(self, context: Mapping[str, float], offers: Sequence[str], rng: np.random.Generator) -> Choice:
+        return sample_choice(offers, np.full(len(offers), 1.0 / len(offers)), rng, {})
+
+
+class FixedOfferPolicy(_Unlearning):
     """Always the same offer when it is eligible (propensity 1); otherwise uniform over the eligible ones."""
 
     name = "fixed"
@@ -47,12 +51,3 @@ class FixedOfferPolicy:
         else:
             probabilities = np.full(len(offers), 1.0 / len(offers))
         return sample_choice(offers, probabilities, rng, {})
-
-    def update(self, context: Mapping[str, float], offer: str, reward: float, propensity: float) -> None:
-        return None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {}
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        return None

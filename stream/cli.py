@@ -246,10 +246,19 @@ def demo(ctx: click.Context, rate: float, users: int, duration: float | None, **
     _need_broker(settings)
     created = ensure_topics(settings.kafka)
     click.echo(f"broker {settings.kafka.bootstrap_servers}; topics created: {created or 'none (already there)'}")
-    env = dict(os.environ, OFFERSTREAM_KAFKA__BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers or "")
-    cmd = [sys.executable, "-m", "stream", "run", "--seed", str(settings.seed)]
+    # The worker process gets the same settings: the same file, plus what flags changed, through the env.
+    env = dict(
+        os.environ,
+        OFFERSTREAM_KAFKA__BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers or "",
+        OFFERSTREAM_KAFKA__GROUP_ID=settings.kafka.group_id,
+        OFFERSTREAM_SEED=str(settings.seed),
+        OFFERSTREAM_POLICY__NAME=settings.policy.name,
+        OFFERSTREAM_LOG_LEVEL=settings.log_level,
+    )
+    cmd = [sys.executable, "-m", "stream"]
     if ctx.obj.get("config"):
-        cmd[3:3] = ["--config", str(ctx.obj["config"])]
+        cmd += ["--config", str(ctx.obj["config"])]
+    cmd.append("run")
     # Its own session: a terminal's Ctrl-C reaches only us, and we stop the worker in order.
     worker = subprocess.Popen(cmd, env=env, start_new_session=True)
     click.echo(f"worker pid {worker.pid}; sending simulated traffic at {rate:g} events/s (Ctrl-C to stop)")

@@ -45,18 +45,28 @@ def iter_topic(
         tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
+        # Track what we handed out ourselves rather than trusting the consumer's position under load.
+        next_offset = dict(consumer.beginning_offsets(tps))
         last_news = clock()
         while not stop.is_set():
             polled = consumer.poll(timeout_ms=200)
             for tp in sorted(polled, key=lambda t: t.partition):
-                yield from polled[tp]
+                for message in polled[tp]:
+                    next_offset[tp] = message.offset + 1
+                    yield message
             if polled:
                 last_news = clock()
                 continue
             if idle_timeout_s is None or clock() - last_news < idle_timeout_s:
                 continue
             ends = consumer.end_offsets(tps)
-            if all(consumer.position(tp) >= ends[tp] for tp in tps):
+            if all(next_offset[tp] >= ends[tp] for tp in tps):
+                return
+            # Transaction markers occupy offsets that are never handed out: after a long silence, trust the
+            # consumer's own position for those.
+            if clock() - last_news >= 3 * idle_timeout_s and all(
+                max(next_offset[tp], consumer.position(tp) or 0) >= ends[tp] for tp in tps
+            ):
                 return
     finally:
         consumer.close()

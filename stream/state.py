@@ -9,16 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from stream.contract import EVENT_TYPES
+
 # Session-level counters every feature definition may read; one per behaviour we count.
-COUNTED_TYPES = (
-    "page_view",
-    "product_view",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout_start",
-    "purchase",
-)
+COUNTED_TYPES = tuple(t for t in EVENT_TYPES if t not in ("session_start", "session_end"))
 
 
 @dataclass(slots=True)

@@ -8,19 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from stream.contract import EVENT_TYPES
 from stream.simulator import Simulation
 
-TYPES = {
-    "session_start",
-    "page_view",
-    "product_view",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout_start",
-    "purchase",
-    "session_end",
-}
+TYPES = set(EVENT_TYPES)
 PRICED = {"product_view", "add_to_cart", "remove_from_cart"}
 VALUED = {"add_to_cart", "remove_from_cart", "checkout_start", "purchase"}
 
