@@ -1,0 +1,218 @@
+"""The online-learner protocol every learner follows, the drift monitor each one carries, and shared helpers.
+
+A learner learns one labelled example at a time as labels resolve (in event time), predicts one score, names
+the learned state a prediction came from (:attr:`OnlineLearner.version`), and snapshots to JSON-able data.
+Every learner feeds its prequential error — the error of the prediction it made *before* learning each example
+— to a :class:`DriftMonitor`, which runs River's ADWIN on that stream.
+
+>>> import random
+>>> rng = random.Random(0)
+>>> monitor = DriftMonitor(delta=0.002)
+>>> for i in range(4000):  # an error rate of 10 %, then of 30 % from i = 2000 on
+...     alarm = monitor.update(float(rng.random() < (0.1 if i < 2000 else 0.3)), ts_ms=i)
+>>> monitor.alarms, monitor.last_alarm_ts_ms
+(1, 2111)
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import pickle
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from river import drift, preprocessing
+
+PICKLE_PROTOCOL = 5
+
+
+@runtime_checkable
+class OnlineLearner(Protocol):
+    """Learn one example as its label resolves; predict one score; snapshot and restore."""
+
+    name: str
+
+    def learn_one(
+        self, x: Mapping[str, float], y: float | bool | None, *, weight: float = 1.0, ts_ms: int | None = None
+    ) -> None: ...
+
+    def predict_one(self, x: Mapping[str, float]) -> float:
+        """The learner's score for ``x`` (a segment id as a float for clustering). Never changes the state."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """Identifies the learned state (``f"{name}@{n_learned}"``), logged with what it scored."""
+        ...
+
+    @property
+    def drift(self) -> DriftMonitor: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, state: Mapping[str, Any]) -> None: ...
+
+
+class DriftMonitor:
+    """ADWIN on a learner's prequential error stream, counting alarms.
+
+    ADWIN flags a change of the stream's mean in either direction; with ``increase_only`` (the default) only a
+    rise of the error is an alarm, since a falling error (a learner still converging, or an easier period) needs
+    no action. The direction is read from the mean of the last ``clock`` errors against the window's mean before
+    the detection, not from where ADWIN cut its window: the first significant cut it finds can lie anywhere, even
+    in a learner's early, worse days. River's ADWIN starts an empty window after each detection. Errors should
+    lie in [0, 1]: ADWIN's bound assumes a bounded stream, so the learners normalise theirs. Non-finite errors are
+    ignored.
+
+    Hyperparameters are public and named like the constructor's arguments; the detector and counts are private.
+    """
+
+    def __init__(self, delta: float = 0.002, clock: int = 32, grace_period: int = 30, increase_only: bool = True):
+        self.delta = delta
+        self.clock = clock
+        self.grace_period = grace_period
+        self.increase_only = increase_only
+        self._adwin = self._new_adwin()
+        self._recent: deque[float] = deque(maxlen=clock)
+        self._n = 0
+        self._alarms = 0
+        self._last_alarm_ts_ms: int | None = None
+
+    def _new_adwin(self) -> drift.ADWIN:
+        return drift.ADWIN(delta=self.delta, clock=self.clock, grace_period=self.grace_period)
+
+    @property
+    def alarms(self) -> int:
+        """How many drifts were reported."""
+        return self._alarms
+
+    @property
+    def last_alarm_ts_ms(self) -> int | None:
+        """Event time of the latest alarm (None before the first, or when it came without a time)."""
+        return self._last_alarm_ts_ms
+
+    @property
+    def n(self) -> int:
+        """How many errors were seen."""
+        return self._n
+
+    @property
+    def error(self) -> float:
+        """Mean error over ADWIN's current window (the recent error level)."""
+        return float(self._adwin.estimation)
+
+    def update(self, error: float, ts_ms: int | None = None) -> bool:
+        """Add one error; True when it completes a drift (a rise of the error, with ``increase_only``)."""
+        if not math.isfinite(error):
+            return False
+        self._n += 1
+        self._recent.append(error)
+        before = self._adwin.estimation
+        self._adwin.update(error)
+        if not self._adwin.drift_detected:
+            return False
+        if self.increase_only and sum(self._recent) / len(self._recent) <= before:
+            return False
+        self._alarms += 1
+        self._last_alarm_ts_ms = ts_ms
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "params": self._params(),
+            "n": self._n,
+            "alarms": self._alarms,
+            "last_alarm_ts_ms": self._last_alarm_ts_ms,
+            "recent": list(self._recent),
+            "adwin": pack(self._adwin),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        check_params("DriftMonitor", state["params"], self._params())
+        self._adwin = unpack(state["adwin"])
+        self._recent = deque((float(e) for e in state["recent"]), maxlen=self.clock)
+        self._n = int(state["n"])
+        self._alarms = int(state["alarms"])
+        last = state["last_alarm_ts_ms"]
+        self._last_alarm_ts_ms = None if last is None else int(last)
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "delta": self.delta,
+            "clock": self.clock,
+            "grace_period": self.grace_period,
+            "increase_only": self.increase_only,
+        }
+
+
+def pack(obj: Any) -> str:
+    """Base64 of a pickle: River objects inside a JSON snapshot (a signed checkpoint layer protects it)."""
+    return base64.b64encode(pickle.dumps(obj, protocol=PICKLE_PROTOCOL)).decode("ascii")
+
+
+def unpack(data: str) -> Any:
+    """Inverse of :func:`pack`. Unpickles: only for snapshots whose signature the checkpoint layer checked."""
+    return pickle.loads(base64.b64decode(data))  # trusted, signed checkpoints only
+
+
+def check_params(owner: str, saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    """Refuse a snapshot taken with other hyperparameters: the pickled state carries the old ones."""
+    if dict(saved) != dict(current):
+        raise ValueError(f"{owner} snapshot has hyperparameters {dict(saved)}, this one {dict(current)}")
+
+
+def check_snapshot(name: str, state: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    """Refuse another learner's snapshot, or one taken with other hyperparameters."""
+    if state.get("learner") != name:
+        raise ValueError(f"snapshot of {state.get('learner')!r} cannot restore the {name!r} learner")
+    check_params(name, state["params"], current)
+
+
+def clean(x: Mapping[str, float]) -> dict[str, float]:
+    """The finite features of ``x`` as floats; a non-finite value counts as missing (it would poison SGD).
+
+    >>> clean({"a": 1, "b": float("nan"), "c": True})
+    {'a': 1.0, 'c': 1.0}
+    """
+    out = {}
+    for k, v in x.items():
+        f = float(v)
+        if math.isfinite(f):
+            out[k] = f
+    return out
+
+
+def scaled(scaler: preprocessing.StandardScaler, x: Mapping[str, float]) -> dict[str, float]:
+    """``scaler.transform_one(x)`` without its side effect: River's defaultdicts insert every unseen feature.
+
+    An unseen or constant feature scales to 0.0 (its mean), as River does.
+
+    >>> s = preprocessing.StandardScaler()
+    >>> for v in (1.0, 3.0):
+    ...     s.learn_one({"a": v})
+    >>> scaled(s, {"a": 3.0, "new": 5.0}), sorted(s.means)
+    ({'a': 1.0, 'new': 0.0}, ['a'])
+    """
+    means, variances = scaler.means, scaler.vars
+    out = {}
+    for k, v in x.items():
+        var = variances.get(k, 0.0)
+        out[k] = (v - means[k]) / var**0.5 if var > 0.0 else 0.0
+    return out
+
+
+def logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def log_loss(p: float, y: bool, eps: float = 1e-3) -> float:
+    """Log loss of probability ``p`` for label ``y``, with ``p`` clipped to [eps, 1 − eps], divided by its cap
+    −ln(eps) so the error lies in [0, 1] as ADWIN's bound assumes.
+
+    >>> round(log_loss(0.5, True), 4), log_loss(0.0, True)
+    (0.1003, 1.0)
+    """
+    p = min(max(p, eps), 1.0 - eps)
+    return -math.log(p if y else 1.0 - p) / -math.log(eps)
