@@ -32,6 +32,11 @@ class Offer(BaseModel):
         """What redeeming this offer on an order worth ``revenue`` costs the shop."""
         return round(self.share * revenue + self.flat_fee, 6)
 
+    @property
+    def is_offer(self) -> bool:
+        """Whether the shopper gets anything (``none`` costs nothing and gives nothing)."""
+        return self.share > 0.0 or self.flat_fee > 0.0
+
 
 def profit(offer: Offer, revenue: float, margin: float) -> float:
     """Reward of an order: margin × revenue − offer cost (0 when nothing was bought)."""

@@ -107,4 +107,5 @@ class RewardLedger:
     def restore(self, data: dict[str, Any]) -> None:
         self._open, self._by_session, self._deadlines = {}, {}, []
         for raw in sorted(data["open"], key=lambda d: (d["ts_ms"], d["decision_id"])):
-            self.open(OpenDecision(**raw))
+            context = {k: float("nan") if v is None else v for k, v in raw.get("context", {}).items()}
+            self.open(OpenDecision(**{**raw, "context": context}))  # JSON wrote a missing feature (NaN) as null

@@ -144,6 +144,8 @@ class KafkaSink:
 
     def write(self, outputs: Sequence[Output]) -> None:
         for out in outputs:
+            if out.kind is OutputKind.EVENT:  # valid events go to the archive, not back to Kafka
+                continue
             future = self.producer.send(
                 topic_for(self.settings, out.kind), value=out.value(), key=out.key, headers=list(out.headers)
             )

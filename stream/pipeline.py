@@ -41,7 +41,7 @@ def run_pipeline(
         if batch is None:
             break
         if batch:
-            outputs = [out for record in batch for out in processor.process(record)]
+            outputs = processor.process_batch(batch)
             sink.write(outputs)
             sink.flush()
             source.commit(batch)

@@ -1,16 +1,25 @@
-"""The processing core: one record in, its outputs out. It imports nothing from Kafka.
+"""The processing core: records in, decisions, rewards and dead letters out. It imports nothing from Kafka.
 
-For each record, in order:
-1. refuse what breaks the contract (size, JSON, schema, absurd values, timestamps far from the record's time
-   or the watermark) — a dead letter with the reason, never an exception;
-2. advance the event-time watermark and close the attribution windows it passed (reward 0);
-3. update the user's and the session's state;
-4. on a purchase, attribute it to an open decision and let the policy learn the reward;
-5. at a decision point, compute the features, let the policy choose an offer with its propensity and emit
-   the decision.
+A batch goes through three stages, so that the snapshot can score all of its decision points in one
+vectorised call while the outputs stay identical to processing the records one at a time:
 
-Randomness for a decision comes from a generator seeded by (run seed, decision id), so the same recording and
-seed give byte-identical decisions whatever the batch size, the partition interleaving or a restart.
+1. **State** (:mod:`stream.tracking`), record by record: refuse what breaks the contract (size, JSON, schema,
+   absurd values, timestamps far from the record's time or the watermark) as a dead letter with its reason;
+   advance the event-time watermark; update the user's and the session's state; close idle sessions; at
+   decision points compute the behaviour features. None of this depends on the policy's choices.
+2. **Snapshot scores**: the nightly XGBoost snapshot scores every decision point of the batch at once
+   (intent, and the lift of a 10 % discount from the price-sensitivity model).
+3. **Decisions and learning**, record by record in the same order: close the attribution windows the
+   watermark passed (reward 0) and attribute purchases (reward = margin × revenue − cost); the policy and the
+   price-sensitivity learner learn each reward; closed sessions teach the intent learner (features of their
+   first decision point, label: bought) and the segmenter; at a decision point the online learners score,
+   the context (behaviour features, offer history, both models' scores, segment) goes to the policy, which
+   chooses an offer with its propensity, and the decision is emitted.
+
+Stage 3 reads only what stage 1 computed and its own state, and stage 1 never reads stage 3's, so running
+stage 1 over the whole batch first changes nothing. Randomness for a decision comes from a generator seeded
+by (run seed, decision id), so the same recording and seed give byte-identical decisions whatever the batch
+size, the partition interleaving or a restart.
 """
 
 from __future__ import annotations
@@ -18,23 +27,47 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+from typing import Any, Protocol
 
 import numpy as np
 
 from bandits.base import Policy
 from bandits.rewards import OpenDecision, Resolution, RewardLedger
-from models.features import FEATURES_VERSION, session_features
-from stream.contract import Event, parse_event
+from models.features import (
+    FEATURE_NAMES,
+    FEATURES_VERSION,
+    OFFER_HISTORY_NAMES,
+    as_row,
+    offer_history_features,
+    user_vector,
+)
+from models.learners.base import OnlineLearner
+from models.learners.price_sensitivity import OFFER_FLAT, OFFER_SHARE
+from models.learners.registry import make_learners
+from stream.contract import Event, event_to_dict, parse_event
 from stream.errors import DeadLetterReason, InvalidMessage
 from stream.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
 from stream.settings import ProcessingSettings
-from stream.state import COUNTED_TYPES, InMemoryStore, SessionState, UserState
+from stream.tracking import ClosedSession, StateTracker, Tracked
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
-_SWEEP_EVERY_MS = 60_000
+SNAPSHOT_VERSION = 2
+LIFT_SHARE = 0.10  # the lift the models report: a 10 % discount against no offer
+_LEARNER_KEYS = FEATURE_NAMES + OFFER_HISTORY_NAMES  # what the price-sensitivity learner sees of a context
+
+
+class SnapshotModels(Protocol):
+    """What the core needs of a nightly snapshot (see :class:`models.registry.Snapshot`)."""
+
+    version: str
+
+    def has(self, name: str) -> bool: ...
+    def columns(self, name: str) -> tuple[str, ...]: ...
+    def score(self, name: str, rows: np.ndarray) -> np.ndarray: ...
 
 
 def decision_id_for(event_id: str) -> tuple[str, int]:
@@ -43,42 +76,95 @@ def decision_id_for(event_id: str) -> tuple[str, int]:
     return "d-" + digest[:12].hex(), int.from_bytes(digest[8:16], "big")
 
 
-class Processor:
-    """Turns clickstream records into decisions, rewards and dead letters."""
+@dataclass(slots=True)
+class _Step:
+    record: SourceRecord
+    outputs: list[Output] = field(default_factory=list)
+    tracked: Tracked | None = None
+    snapshot_scores: dict[str, float] = field(default_factory=dict)
 
-    def __init__(self, settings: ProcessingSettings, policy: Policy, seed: int = 0) -> None:
+
+class Processor:
+    """Turns clickstream records into decisions, rewards and dead letters, learning as labels resolve."""
+
+    def __init__(
+        self,
+        settings: ProcessingSettings,
+        policy: Policy,
+        seed: int = 0,
+        learners: Mapping[str, OnlineLearner] | None = None,
+        model_snapshot: SnapshotModels | None = None,
+        tz: tzinfo = UTC,
+        archive_events: bool = False,
+    ) -> None:
         self.settings = settings
         self.policy = policy
         self.seed = seed
-        self.store = InMemoryStore()
+        self.tracker = StateTracker(settings, tz)
+        self.learners = dict(learners) if learners is not None else make_learners(seed)
+        self.model_snapshot = model_snapshot
+        self.archive_events = archive_events
         self.ledger = RewardLedger(settings.offers, settings.margin, int(settings.attribution_window_s * 1000))
-        self.watermark_ms: int | None = None
+        self.offer_history: dict[str, list[int]] = {}  # user -> [offers shown, bought after one]
         self.counters: Counter[str] = Counter()
         self._offers = settings.offers.names
-        self._decision_events = frozenset(settings.decision_events)
         self._ts_min = int(settings.ts_min.timestamp() * 1000)
         self._ts_max = int(settings.ts_max.timestamp() * 1000)
         self._skew_ms = int(settings.max_ts_skew_s * 1000)
-        self._gap_ms = int(settings.session_gap_s * 1000)
-        self._ttl_ms = int(settings.session_ttl_s * 1000)
-        self._last_sweep_ms = 0
+        self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
 
-    # -- the one entry point -------------------------------------------------------------------------
+    @property
+    def store(self) -> Any:
+        return self.tracker.store
+
+    @property
+    def watermark_ms(self) -> int | None:
+        return self.tracker.watermark_ms
+
+    # -- the entry points ----------------------------------------------------------------------------
     def process(self, record: SourceRecord) -> list[Output]:
+        return self.process_batch((record,))
+
+    def process_batch(self, records: Sequence[SourceRecord]) -> list[Output]:
+        steps = [self._state_stage(record) for record in records]
+        self._score_snapshot(steps)
+        outputs: list[Output] = []
+        for step in steps:
+            if step.tracked is not None:
+                try:
+                    step.outputs.extend(self._decision_stage(step.tracked, step.snapshot_scores))
+                except Exception as exc:  # a bug must not stop the stream; logged loudly and dead-lettered
+                    step.outputs.append(self._failed(step.record, step.tracked.event, exc))
+            outputs.extend(step.outputs)
+        return outputs
+
+    # -- stage 1: contract and state -----------------------------------------------------------------
+    def _state_stage(self, record: SourceRecord) -> _Step:
         self.counters["records"] += 1
+        step = _Step(record)
         if len(record.value) > self.settings.max_message_bytes:
             size = f"{len(record.value)} bytes > max_message_bytes={self.settings.max_message_bytes}"
-            return [self._dead(record, DeadLetterReason.OVERSIZED, size)]
+            step.outputs.append(self._dead(record, DeadLetterReason.OVERSIZED, size))
+            return step
         try:
             event = parse_event(record.value)
             self._check_time(event, record)
         except InvalidMessage as exc:
-            return [self._dead(record, exc.reason, exc.detail)]
+            step.outputs.append(self._dead(record, exc.reason, exc.detail))
+            return step
         try:
-            return self._apply(event)
-        except Exception as exc:  # a bug must not stop the stream; it is logged loudly and dead-lettered
-            log.exception("processing failed at %s event_id=%s", record.where, event.event_id)
-            return [self._dead(record, DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:500])]
+            step.tracked = self.tracker.apply(event)
+        except Exception as exc:
+            step.outputs.append(self._failed(record, event, exc))
+            return step
+        self.counters["events"] += 1
+        if self.archive_events:
+            step.outputs.append(Output(OutputKind.EVENT, event.user_id.encode(), event_to_dict(event)))
+        return step
+
+    def _failed(self, record: SourceRecord, event: Event, exc: Exception) -> Output:
+        log.exception("processing failed at %s event_id=%s", record.where, event.event_id)
+        return self._dead(record, DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:500])
 
     # -- validation beyond the schema ----------------------------------------------------------------
     def _check_time(self, event: Event, record: SourceRecord) -> None:
@@ -101,124 +187,148 @@ class Processor:
         log.info("dead letter at %s: %s (%s)", record.where, reason.value, detail[:200])
         return dead_letter(record, reason.value, detail)
 
-    # -- a valid event -------------------------------------------------------------------------------
-    def _apply(self, event: Event) -> list[Output]:
-        self.counters["events"] += 1
+    # -- stage 2: the snapshot scores every decision point of the batch at once -------------------------
+    def _score_snapshot(self, steps: Sequence[_Step]) -> None:
+        snapshot = self.model_snapshot
+        if snapshot is None:
+            return
+        points = [s for s in steps if s.tracked is not None and s.tracked.features is not None]
+        if not points:
+            return
+        feats = [s.tracked.features for s in points if s.tracked is not None and s.tracked.features is not None]
+        if snapshot.has("intent"):
+            intent = snapshot.score("intent", np.stack([as_row(f, snapshot.columns("intent")) for f in feats]))
+            for step, p in zip(points, intent.tolist(), strict=True):
+                step.snapshot_scores["intent_snapshot"] = round(p, 6)
+        if snapshot.has("price"):
+            columns = snapshot.columns("price")
+            rows = []
+            for f in feats:
+                rows.append(as_row({**f, OFFER_SHARE: 0.0, OFFER_FLAT: 0.0}, columns))
+                rows.append(as_row({**f, OFFER_SHARE: LIFT_SHARE, OFFER_FLAT: 0.0}, columns))
+            p = snapshot.score("price", np.stack(rows)).tolist()
+            for i, step in enumerate(points):
+                step.snapshot_scores["lift_snapshot"] = round(p[2 * i + 1] - p[2 * i], 6)
+
+    # -- stage 3: rewards, learning, decisions ----------------------------------------------------------
+    def _decision_stage(self, t: Tracked, snapshot_scores: dict[str, float]) -> list[Output]:
+        event = t.event
         outputs: list[Output] = []
-        if self.watermark_ms is None or event.ts_ms > self.watermark_ms:
-            self.watermark_ms = event.ts_ms
+        if t.watermark_advanced:
             outputs.extend(self._resolved(r) for r in self.ledger.expire(event.ts_ms))
-            if event.ts_ms - self._last_sweep_ms >= _SWEEP_EVERY_MS:
-                self._last_sweep_ms = event.ts_ms
-                self.counters["sessions_expired"] += self.store.expire(event.ts_ms, self._ttl_ms)
-        user, session = self._track(event)
-        if event.type == "purchase":
-            revenue = self._purchase(event, user, session)
+        for closed in t.closed_before:
+            self._learn_session(closed)
+        if t.revenue is not None:
+            self.counters["purchases"] += 1
             resolution = self.ledger.on_purchase(
                 event_id=event.event_id,
-                session_id=session.session_id,
+                session_id=t.session_id,
                 ts_ms=event.ts_ms,
-                revenue=revenue,
+                revenue=t.revenue,
                 decision_id=event.decision_id,
             )
             if resolution is not None:
                 outputs.append(self._resolved(resolution))
-        if event.type in self._decision_events and session.decisions < self.settings.max_decisions_per_session:
-            outputs.append(self._decide(event, user, session))
+        if t.features is not None:
+            outputs.append(self._decide(t, t.features, snapshot_scores))
+        for closed in t.closed_after:
+            self._learn_session(closed)
         return outputs
 
-    def _track(self, event: Event) -> tuple[UserState, SessionState]:
-        ts = event.ts_ms
-        user = self.store.get_user(event.user_id)
-        if user is None:
-            user = UserState(event.user_id, first_ms=ts, last_ms=ts)
-            self.store.put_user(user)
-        session_id = event.session_id or self._inferred_session(user, ts)
-        session = self.store.get_session(session_id)
-        if session is None:
-            session = SessionState(session_id, event.user_id, started_ms=ts, last_ms=ts)
-            self.store.put_session(session)
-            user.sessions += 1
-        kind = event.type
-        if kind in COUNTED_TYPES:
-            session.counts[kind] = session.counts.get(kind, 0) + 1
-        if event.price is not None and kind in ("product_view", "add_to_cart"):
-            session.price_sum += event.price
-            session.price_n += 1
-        if event.cart_value is not None:
-            session.cart_value = event.cart_value
-        elif event.price is not None and kind in ("add_to_cart", "remove_from_cart"):
-            delta = event.price * (event.quantity if event.quantity is not None else 1)
-            session.cart_value = max(0.0, session.cart_value + (delta if kind == "add_to_cart" else -delta))
-        session.device = event.device or session.device
-        session.referrer = event.referrer or session.referrer
-        session.last_ms = max(session.last_ms, ts)
-        user.last_ms = max(user.last_ms, ts)
-        user.current_session = session_id
-        return user, session
+    def _learn_session(self, closed: ClosedSession) -> None:
+        """A closed session teaches the intent learner (if it reached a decision point) and the segmenter."""
+        self.counters["sessions_closed"] += 1
+        intent = self.learners.get("intent")
+        if intent is not None and closed.decision_features is not None:
+            intent.learn_one(closed.decision_features, closed.purchased, ts_ms=closed.closed_ms)
+        segments = self.learners.get("segments")
+        if segments is not None:
+            segments.learn_one(closed.user_vector, None, ts_ms=closed.closed_ms)
+        self._note_drift(closed.closed_ms)
 
-    def _inferred_session(self, user: UserState, ts: int) -> str:
-        """Sessionise by inactivity when the event names no session."""
-        current = self.store.get_session(user.current_session) if user.current_session else None
-        if current is not None and 0 <= ts - current.last_ms <= self._gap_ms:
-            return current.session_id
-        return f"{user.user_id}:{ts}"
+    def _note_drift(self, ts_ms: int) -> None:
+        for name, learner in self.learners.items():
+            alarms = learner.drift.alarms
+            if alarms != self._alarms[name]:
+                self._alarms[name] = alarms
+                self.counters[f"drift_alarms.{name}"] += 1
+                log.warning("drift alarm from the %s learner at %s (alarm %d)", name, iso_ms(ts_ms), alarms)
 
-    def _purchase(self, event: Event, user: UserState, session: SessionState) -> float:
-        if event.revenue is not None:
-            revenue = event.revenue
-        elif event.cart_value is not None:
-            revenue = event.cart_value
-        else:
-            revenue = session.cart_value
-        user.purchases += 1
-        user.revenue += revenue
-        session.cart_value = 0.0
-        self.counters["purchases"] += 1
-        return revenue
+    def online_scores(self, features: Mapping[str, float]) -> dict[str, float]:
+        """The online learners' view of a decision point: intent, a 10 % discount's lift, the segment."""
+        scores: dict[str, float] = {}
+        intent = self.learners.get("intent")
+        if intent is not None:
+            scores["intent_online"] = round(intent.predict_one(features), 6)
+        price = self.learners.get("price_sensitivity")
+        if price is not None:
+            scores["lift_online"] = round(price.predict_one(features), 6)
+        segments = self.learners.get("segments")
+        if segments is not None:
+            scores["segment"] = segments.predict_one(user_vector(features))
+        return scores
 
-    # -- deciding and learning -----------------------------------------------------------------------
-    def _decide(self, event: Event, user: UserState, session: SessionState) -> Output:
+    def _decide(self, t: Tracked, features: dict[str, float], snapshot_scores: dict[str, float]) -> Output:
+        event = t.event
         decision_id, stream_key = decision_id_for(event.event_id)
-        features = session_features(session, user, event.ts_ms)
+        shown, converted = self.offer_history.get(event.user_id, (0, 0))
+        context = features | offer_history_features(shown, converted)
+        scores = self.online_scores(context) | snapshot_scores
         rng = np.random.default_rng([self.seed, stream_key])
         version = self.policy.version
-        choice = self.policy.choose(features, self._offers, rng)
-        session.decisions += 1
+        choice = self.policy.choose(context | scores, self._offers, rng)
         self.ledger.open(
             OpenDecision(
                 decision_id=decision_id,
                 user_id=event.user_id,
-                session_id=session.session_id,
+                session_id=t.session_id,
                 offer=choice.offer,
                 propensity=choice.propensity,
                 ts_ms=event.ts_ms,
                 deadline_ms=event.ts_ms + self.ledger.window_ms,
-                context=features,
+                context=context | scores,
             )
         )
+        offer = self.settings.offers[choice.offer]
+        if offer.is_offer:
+            self.offer_history.setdefault(event.user_id, [0, 0])[0] += 1
         self.counters[f"decisions.{choice.offer}"] += 1
+        versions: dict[str, str | None] = {"policy": version, "features": FEATURES_VERSION}
+        versions.update((name, learner.version) for name, learner in self.learners.items())
+        versions["snapshot"] = self.model_snapshot.version if self.model_snapshot is not None else None
         body: dict[str, Any] = {
             "decision_id": decision_id,
             "event_id": event.event_id,
             "event_type": event.type,
             "user_id": event.user_id,
-            "session_id": session.session_id,
+            "session_id": t.session_id,
             "ts": iso_ms(event.ts_ms),
             "ts_ms": event.ts_ms,
             "offer": choice.offer,
+            "offer_terms": {"share": offer.share, "flat_fee": offer.flat_fee},
             "propensity": choice.propensity,
             "propensities": dict(choice.propensities),
             "policy": self.policy.name,
-            "model_versions": {"policy": version, "features": FEATURES_VERSION},
-            "scores": dict(choice.scores),
-            "features": features,
+            "model_versions": versions,
+            "scores": scores | dict(choice.scores),
+            "features": context,
         }
         return Output(OutputKind.DECISION, event.user_id.encode(), body)
 
     def _resolved(self, r: Resolution) -> Output:
         d = r.decision
         self.policy.update(d.context, d.offer, r.reward, d.propensity)
+        offer = self.settings.offers[d.offer]
+        price = self.learners.get("price_sensitivity")
+        if price is not None:
+            x = {k: d.context[k] for k in FEATURE_NAMES} | {
+                OFFER_SHARE: offer.share,
+                OFFER_FLAT: float(offer.flat_fee > 0),
+            }
+            price.learn_one(x, r.purchased, weight=1.0 / d.propensity, ts_ms=r.resolved_ms)
+            self._note_drift(r.resolved_ms)
+        if offer.is_offer and r.purchased:
+            self.offer_history.setdefault(d.user_id, [0, 0])[1] += 1
         self.counters["rewards"] += 1
         self.counters["conversions"] += int(r.purchased)
         self.counters[f"reward_cents.{d.offer}"] += round(r.reward * 100)
@@ -245,15 +355,15 @@ class Processor:
         return len(self.ledger)
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything the core has learned and holds, as JSON-able data."""
+        """Everything the core has learned and holds (learners as base64 in JSON; see the checkpoint)."""
         return {
             "version": SNAPSHOT_VERSION,
             "seed": self.seed,
-            "watermark_ms": self.watermark_ms,
-            "last_sweep_ms": self._last_sweep_ms,
-            "store": self.store.snapshot(),
+            "tracker": self.tracker.snapshot(),
             "ledger": self.ledger.snapshot(),
+            "offer_history": dict(sorted(self.offer_history.items())),
             "policy": {"name": self.policy.name, "state": self.policy.snapshot()},
+            "learners": {name: learner.snapshot() for name, learner in sorted(self.learners.items())},
             "counters": dict(sorted(self.counters.items())),
         }
 
@@ -262,9 +372,13 @@ class Processor:
             raise ValueError(f"snapshot version {data.get('version')} is not {SNAPSHOT_VERSION}")
         if data["policy"]["name"] != self.policy.name:
             raise ValueError(f"snapshot holds policy {data['policy']['name']!r}, running {self.policy.name!r}")
-        self.watermark_ms = data["watermark_ms"]
-        self._last_sweep_ms = data["last_sweep_ms"]
-        self.store.restore(data["store"])
+        if sorted(data["learners"]) != sorted(self.learners):
+            raise ValueError(f"snapshot holds learners {sorted(data['learners'])}, running {sorted(self.learners)}")
+        self.tracker.restore(data["tracker"])
         self.ledger.restore(data["ledger"])
+        self.offer_history = {k: list(v) for k, v in data["offer_history"].items()}
         self.policy.restore(data["policy"]["state"])
+        for name, state in data["learners"].items():
+            self.learners[name].restore(state)
+        self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
         self.counters = Counter(data["counters"])

@@ -34,6 +34,7 @@ class OutputKind(StrEnum):
     DECISION = "decision"
     REWARD = "reward"
     DEAD_LETTER = "dead_letter"
+    EVENT = "event"  # a valid event, as the contract gives it: only for the archive (when archiving)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,21 +10,32 @@ import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from bandits.registry import make_policy
+from models.learners.registry import make_learners
 from stream.pipeline import PipelineStats, run_pipeline
-from stream.processor import Processor
+from stream.processor import Processor, SnapshotModels
 from stream.records import Output, OutputKind, SourceRecord
 from stream.settings import Settings
 from stream.sinks import FileSink
 from stream.sources import FileSource
 
 
-def build_processor(settings: Settings) -> Processor:
-    """The processing core with the configured policy, seeded from the settings."""
-    return Processor(settings.processing, make_policy(settings.policy), seed=settings.seed)
+def build_processor(settings: Settings, model_snapshot: SnapshotModels | None = None) -> Processor:
+    """The processing core with the configured policy and learners, seeded from the settings."""
+    m = settings.models
+    return Processor(
+        settings.processing,
+        make_policy(settings.policy),
+        seed=settings.seed,
+        learners=make_learners(settings.seed) if m.learners else {},
+        model_snapshot=model_snapshot,
+        tz=ZoneInfo(m.timezone),
+        archive_events=m.archive is not None,
+    )
 
 
 def decider(processor: Processor, topic: str = "simulator") -> Callable[[dict[str, Any]], tuple[str, str] | None]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -97,7 +98,9 @@ class ProcessingSettings(BaseModel):
     max_decisions_per_session: int = Field(1, ge=1)
     attribution_window_s: float = Field(1800.0, gt=0, description="a purchase this long after a decision counts")
     session_gap_s: float = Field(1800.0, gt=0, description="inactivity that starts a new session (no session_id)")
-    session_ttl_s: float = Field(4 * 3600.0, gt=0, description="idle sessions are forgotten after this (event time)")
+    session_ttl_s: float = Field(
+        4 * 3600.0, gt=0, description="a session without session_end closes this long after its last event (event time)"
+    )
     margin: float = Field(0.30, gt=0, le=1, description="gross margin on revenue")
     max_message_bytes: int = Field(65_536, ge=256, description="larger messages are dead letters")
     max_ts_skew_s: float = Field(
@@ -140,6 +143,45 @@ class PolicySettings(BaseModel):
     fixed_offer: str = "none"
 
 
+class ModelSettings(BaseModel):
+    """The online learners, the nightly snapshot the worker scores with, the archive and the retrain."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learners: bool = Field(True, description="run the River online learners (intent, price sensitivity, segments)")
+    timezone: str = Field("UTC", description="the shop's time zone, for the hour-of-day and weekday features")
+    registry: Path | None = Field(None, description="model registry the worker loads promoted snapshots from")
+    registry_poll_s: float = Field(30.0, gt=0, description="how often a worker looks for a newly promoted snapshot")
+    archive: Path | None = Field(None, description="day-partitioned archive of valid events and decisions")
+    archive_writer_id: str | None = Field(None, description="part-file name in the archive (default: host-pid)")
+    tiers: str = Field("0-30:1,30-90:0.5,90-180:0.1", description="recency sample: MIN-MAX:RATE age tiers in days")
+    weighted: bool = Field(True, description="weight each sampled row by 1/rate of its tier")
+    gate_metric: Literal["auc", "logloss", "calibration_error"] = "auc"
+    gate_tolerance: float = Field(0.005, ge=0, description="a challenger may be this much worse and still go live")
+    holdout_days: int = Field(1, ge=1, description="most recent days held out for the champion/challenger gate")
+    retrain_at: str = Field("02:00", pattern=r"^\d{2}:\d{2}$", description="UTC time of the nightly retrain")
+    drift_retrain_min_interval_s: float = Field(
+        6 * 3600.0, gt=0, description="at most one drift-triggered early retrain per this many seconds"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _valid_tiers(cls, value: str) -> str:
+        from models.sampling import parse_tiers
+
+        parse_tiers(value)
+        return value
+
+
 class Settings(BaseSettings):
     """Everything a worker, replay or simulator run needs."""
 
@@ -155,6 +197,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
     state_dir: Path = Path(".run/state")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

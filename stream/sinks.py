@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
+from models.archive import ArchiveWriter
 from stream.jsonl import open_binary
 from stream.records import Output, OutputKind
 
@@ -65,3 +66,50 @@ class ListSink:
 
     def of(self, kind: OutputKind) -> list[Output]:
         return [o for o in self.outputs if o.kind is kind]
+
+
+class ArchiveSink:
+    """Valid events and decisions into the day-partitioned archive (:mod:`models.archive`); the rest is ignored.
+
+    ``flush()`` returns once the archive's files are fsynced, so a pipeline that commits after flushing never
+    commits an offset whose event is not in the archive.
+    """
+
+    def __init__(self, writer: ArchiveWriter) -> None:
+        self.writer = writer
+        self.counts: dict[OutputKind, int] = dict.fromkeys(OutputKind, 0)
+
+    def write(self, outputs: Sequence[Output]) -> None:
+        for out in outputs:
+            if out.kind is OutputKind.EVENT:
+                self.writer.append("events", out.body, out.body["ts"])
+            elif out.kind is OutputKind.DECISION:
+                self.writer.append("decisions", out.body, out.body["ts_ms"])
+            else:
+                continue
+            self.counts[out.kind] += 1
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class TeeSink:
+    """Every output to several sinks; flushed and closed in order (the first one first)."""
+
+    def __init__(self, *sinks: Sink) -> None:
+        self.sinks = sinks
+
+    def write(self, outputs: Sequence[Output]) -> None:
+        for sink in self.sinks:
+            sink.write(outputs)
+
+    def flush(self) -> None:
+        for sink in self.sinks:
+            sink.flush()
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()

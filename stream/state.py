@@ -1,4 +1,4 @@
-"""Per-user and per-session state, kept in event time and bounded by a TTL.
+"""Per-user and per-session state, kept in event time; a session closes after an inactivity gap.
 
 The processing core owns one :class:`StateStore`; everything in it is plain data that snapshots to JSON and
 restores to an equal store (no pickle), so a checkpoint can be inspected and cannot run code.
@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from stream.contract import EVENT_TYPES
+
+NAN = float("nan")
 
 # Session-level counters every feature definition may read; one per behaviour we count.
 COUNTED_TYPES = tuple(t for t in EVENT_TYPES if t not in ("session_start", "session_end"))
@@ -28,6 +30,11 @@ class SessionState:
     price_n: int = 0
     decisions: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    purchased: bool = False
+    # the behaviour features at the session's first decision point: what the intent learner learns from when
+    # the session closes (its label is ``purchased``)
+    decision_features: dict[str, float] | None = None
+    decision_ms: int | None = None
 
     def count(self, kind: str) -> int:
         return self.counts.get(kind, 0)
@@ -42,6 +49,11 @@ class UserState:
     purchases: int = 0
     revenue: float = 0.0
     current_session: str | None = None
+    last_purchase_ms: int | None = None
+    usual_price: float | None = None
+    # rolling counts (see models.features): one exponentially decayed count per behaviour and half-life
+    decayed: list[float] = field(default_factory=lambda: [0.0] * 12)
+    decayed_ms: int = 0
 
 
 class StateStore(Protocol):
@@ -51,13 +63,14 @@ class StateStore(Protocol):
     def put_user(self, user: UserState) -> None: ...
     def get_session(self, session_id: str) -> SessionState | None: ...
     def put_session(self, session: SessionState) -> None: ...
-    def expire(self, watermark_ms: int, session_ttl_ms: int) -> int: ...
+    def pop_session(self, session_id: str) -> SessionState | None: ...
+    def close_idle(self, watermark_ms: int, gap_ms: int) -> list[SessionState]: ...
     def snapshot(self) -> dict[str, Any]: ...
     def restore(self, data: dict[str, Any]) -> None: ...
 
 
 class InMemoryStore:
-    """Dicts in memory. Sessions idle longer than the TTL (in event time) are forgotten by :meth:`expire`."""
+    """Dicts in memory. Sessions idle longer than the gap (in event time) are closed by :meth:`close_idle`."""
 
     def __init__(self) -> None:
         self._users: dict[str, UserState] = {}
@@ -75,13 +88,19 @@ class InMemoryStore:
     def put_session(self, session: SessionState) -> None:
         self._sessions[session.session_id] = session
 
-    def expire(self, watermark_ms: int, session_ttl_ms: int) -> int:
-        """Forget sessions idle for longer than ``session_ttl_ms``; returns how many went."""
-        cutoff = watermark_ms - session_ttl_ms
-        stale = [sid for sid, s in self._sessions.items() if s.last_ms < cutoff]
-        for sid in stale:
-            del self._sessions[sid]
-        return len(stale)
+    def pop_session(self, session_id: str) -> SessionState | None:
+        return self._sessions.pop(session_id, None)
+
+    def close_idle(self, watermark_ms: int, gap_ms: int) -> list[SessionState]:
+        """Remove and return the sessions idle for longer than ``gap_ms`` before the watermark, oldest first
+        (ties by id, so the order never depends on the dict's history)."""
+        cutoff = watermark_ms - gap_ms
+        stale = sorted(
+            (s for s in self._sessions.values() if s.last_ms < cutoff), key=lambda s: (s.last_ms, s.session_id)
+        )
+        for s in stale:
+            del self._sessions[s.session_id]
+        return stale
 
     @property
     def user_count(self) -> int:
@@ -99,4 +118,12 @@ class InMemoryStore:
 
     def restore(self, data: dict[str, Any]) -> None:
         self._users = {u["user_id"]: UserState(**u) for u in data["users"]}
-        self._sessions = {s["session_id"]: SessionState(**s) for s in data["sessions"]}
+        self._sessions = {s["session_id"]: _session(s) for s in data["sessions"]}
+
+
+def _session(data: dict[str, Any]) -> SessionState:
+    """A session from JSON, where a missing feature (NaN) was written as null."""
+    features = data.get("decision_features")
+    if features is not None:
+        data = {**data, "decision_features": {k: NAN if v is None else v for k, v in features.items()}}
+    return SessionState(**data)

@@ -29,8 +29,10 @@ def test_snapshot_restore_through_json_gives_an_equal_store(store):
     assert twin.snapshot() == store.snapshot()
 
 
-def test_expiry_is_by_event_time_and_bounded(store):
-    for i in range(100):
+def test_idle_sessions_close_by_event_time_oldest_first(store):
+    for i in reversed(range(100)):
         store.put_session(SessionState(f"s{i}", "u", i * 1000, i * 1000))
-    gone = store.expire(watermark_ms=100_000, session_ttl_ms=50_000)
-    assert gone == 50 and store.get_session("s49") is None and store.get_session("s50") is not None
+    closed = store.close_idle(watermark_ms=100_000, gap_ms=50_000)
+    assert [s.session_id for s in closed] == [f"s{i}" for i in range(50)]
+    assert store.get_session("s49") is None and store.get_session("s50") is not None
+    assert store.pop_session("s50").session_id == "s50" and store.get_session("s50") is None
