@@ -1,11 +1,12 @@
 """How a shopper responds: the logits behind carting, checkout and purchase, and the lift an offer gives.
 
-Calibration (default scenario, no offer): a session adds to cart with probability
-``sigmoid(BASE_CART + intent + device + cart_shift)`` (8.4% of sessions); a carting session goes to
-checkout with ``sigmoid(BASE_CHECKOUT + 0.5 intent + device + buy_shift)`` (42%) and a checkout becomes a
-purchase with ``sigmoid(BASE_PURCHASE + 0.5 intent + buy_shift)`` (71%): 30% of carts become orders (cart
-abandonment 70%) and 2.5% of sessions convert (averages over 12 seeds × 3,000 users × 7 days). Mobile
-sessions cart and check out less than desktop ones (about 2.4% against 3.7% conversion).
+Calibration (default scenario, no offer): a session, whose intent is its shopper's plus a mood of the day
+(see :mod:`.sessions`), adds to cart with probability ``sigmoid(BASE_CART + intent + device + cart_shift)``
+(about 8% of sessions); a carting session goes to checkout with ``sigmoid(BASE_CHECKOUT + 0.9 intent + device
++ buy_shift)`` and a checkout becomes a purchase with ``sigmoid(BASE_PURCHASE + 0.9 intent + buy_shift)``:
+about a third of carts become orders (cart abandonment 65-67%) and 2.7-2.9% of sessions convert (4 seeds ×
+3,000 users × 7 days). Mobile sessions cart and check out less than desktop ones (about 2.2% against 4%
+conversion).
 
 An offer adds the same logit lift to checkout and to purchase (or only to purchase when it is first shown
 at checkout, because the checkout has already happened):
@@ -32,10 +33,10 @@ from bandits.offers import Offer
 
 from .scenarios import Conditions
 
-BASE_CART = -2.55
-BASE_CHECKOUT = -0.5
-BASE_PURCHASE = 0.65
-INTENT_BUY_WEIGHT = 0.5
+BASE_CART = -2.7
+BASE_CHECKOUT = -0.85
+BASE_PURCHASE = 0.5
+INTENT_BUY_WEIGHT = 0.9
 
 # (cart logit, checkout logit) by device: mobile converts below desktop.
 DEVICE_EFFECTS: dict[str, tuple[float, float]] = {

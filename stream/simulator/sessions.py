@@ -43,6 +43,12 @@ BROWSE_TYPES: tuple[tuple[str, float], ...] = (("page_view", 0.45), ("product_vi
 TABLET_SHARE_OF_NON_MOBILE = 0.2
 
 MEAN_BROWSE_NO_CART = 4.0  # extra browse events (after the first) in a session that never carts
+# A session's own intent: the shopper's, plus a mood of the day (normal, this sd). It drives carting and
+# buying, and it shows: a decided session browses less before its first add to cart and adds more items, so
+# the behaviour a decision point sees carries (noisy) signal about the purchase, as real clickstream does.
+SESSION_INTENT_SD = 0.6
+DECISIVENESS = 0.8  # browsing before the first add scales by exp(-DECISIVENESS × session intent)
+BASKET_APPETITE = 0.35  # extra adds scale by exp(BASKET_APPETITE × session intent)
 MEAN_BROWSE_BEFORE_ADD = 3.0
 MEAN_EXTRA_ADDS = 0.7
 MEAN_BROWSE_BETWEEN_ADDS = 1.5
@@ -129,6 +135,7 @@ class Session:
         "decision_id",
         "device",
         "eligible",
+        "intent",
         "offer",
         "offer_stage",
         "pending",
@@ -161,12 +168,13 @@ class Session:
             tablet = (u - shopper.mobile) / (1.0 - shopper.mobile) < TABLET_SHARE_OF_NON_MOBILE
             self.device = "tablet" if tablet else "desktop"
         self.referrer = _pick(REFERRERS, draws.u())
+        self.intent = shopper.intent + SESSION_INTENT_SD * draws.normal()
         u_cart = draws.u()
         self.u_checkout = draws.u()
         self.u_purchase = draws.u()
         self.u_attrib = draws.u()
         self.u_end = draws.u()
-        self.carted = u_cart < sigmoid(cart_logit(shopper.intent, self.device, conditions))
+        self.carted = u_cart < sigmoid(cart_logit(self.intent, self.device, conditions))
         self._steps, self.value, self._tail_plan = self._plan(draws, products)
         self._end_gap = draws.gap_ms(2.0)
         self._gen: Iterator[tuple[Step, str | None]] = self._script()
@@ -207,9 +215,12 @@ class Session:
         def value() -> float:
             return round(sum(price * qty for _, _, price, qty in cart), 2)
 
-        n_adds = 1 + draws.geometric(MEAN_EXTRA_ADDS, MAX_EXTRA_ADDS)
+        n_adds = 1 + draws.geometric(MEAN_EXTRA_ADDS * math.exp(BASKET_APPETITE * self.intent), MAX_EXTRA_ADDS)
         for i in range(n_adds):
-            mean = MEAN_BROWSE_BEFORE_ADD if i == 0 else MEAN_BROWSE_BETWEEN_ADDS
+            if i == 0:
+                mean = MEAN_BROWSE_BEFORE_ADD * math.exp(-DECISIVENESS * self.intent)
+            else:
+                mean = MEAN_BROWSE_BETWEEN_ADDS
             self._browse(draws, products, draws.geometric(mean, MAX_BROWSE), steps)
             p = products.pick(self.shopper.favourite, draws.u(), draws.u())
             price = round(p.price * factor, 2)
@@ -245,7 +256,7 @@ class Session:
 
     def _tail(self, plan: Tail) -> Iterator[tuple[Step, str | None]]:
         """Checkout and purchase: the only part of a session that the offer it saw can change."""
-        checkout_logit, purchase_logit = buy_logits(self.shopper.intent, self.device, self.conditions)
+        checkout_logit, purchase_logit = buy_logits(self.intent, self.device, self.conditions)
         value = {"cart_value": self.value, "quantity": plan.quantity}
         if self.u_checkout >= sigmoid(checkout_logit + self._lift(CART)):
             return
@@ -296,7 +307,7 @@ class Session:
 
     def decision_state(self, stage: str) -> DecisionState:
         s = self.shopper
-        checkout_logit, purchase_logit = buy_logits(s.intent, self.device, self.conditions)
+        checkout_logit, purchase_logit = buy_logits(self.intent, self.device, self.conditions)
         return DecisionState(
             stage, checkout_logit, purchase_logit, s.price_sens, s.ship_sens, self.value, self.conditions
         )

@@ -12,7 +12,8 @@ loyal              0.15    0.5    0.15         0.25        0.90          0.62
 browser            0.30   -0.5    0.55         0.60        0.35          0.68
 =================  =====  ======  ===========  ==========  ============  ===========
 
-* ``intent``: a logit added to carting (×1) and to checkout and purchase (×0.5); normal, sd 0.5.
+* ``intent``: a logit added to carting (×1) and to checkout and purchase (×0.9); normal, sd 0.5. Each
+  session adds its own mood to it (``sessions.SESSION_INTENT_SD``).
 * ``price_sens``: the logit lift a 10% discount gives this shopper (``behaviour.offer_lift``); lognormal
   around the mean (sd 0.35 on the log scale).
 * ``ship_sens``: the logit lift of waiving a shipping fee worth 15% of the order; lognormal (sd 0.35). The
