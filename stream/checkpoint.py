@@ -1,15 +1,23 @@
 """Snapshots of the processing core on a clean stop, restored only when they match the committed offsets.
 
-A snapshot is JSON (no pickle: loading it cannot run code), written atomically (temporary file, fsync,
-rename). It records the consumer group's committed offsets at the moment it was taken; a worker that starts
+A snapshot is JSON, written atomically (temporary file, fsync, rename). The River learners inside it are
+pickled (River's own objects), so the file is **signed**: an HMAC-SHA256 over its bytes with a key from
+``state_key`` in the settings or, when none is configured, a random key kept in ``STATE_DIR/.checkpoint.key``
+(mode 0600). A file whose signature does not match — edited, truncated, written with another key — is refused
+with a log line and never unpickled.
+
+It records the consumer group's committed offsets at the moment it was taken; a worker that starts
 restores it only if the group's committed offsets are still exactly those — otherwise (a crash after more
 commits, another worker took over) it is stale, and the worker says so and starts empty.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +36,52 @@ def offsets_key(offsets: dict[Any, int | None]) -> dict[str, int | None]:
     return {f"{tp.topic}:{tp.partition}": off for tp, off in offsets.items()}
 
 
-def write_snapshot(path: Path, offsets: dict[str, int | None], state: dict[str, Any]) -> None:
+_MAGIC = b"offerstream-checkpoint hmac-sha256 "
+
+
+def checkpoint_key(state_dir: Path, configured: bytes | None = None) -> bytes:
+    """The signing key: the configured one, else this state directory's own random key (created once)."""
+    if configured:
+        return configured
+    path = state_dir / ".checkpoint.key"
+    if not path.is_file():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32).hex().encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(path.with_suffix(".tmp"), path)
+    return path.read_bytes().strip()
+
+
+def write_snapshot(path: Path, offsets: dict[str, int | None], state: dict[str, Any], key: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    body = orjson.dumps({"offsets": offsets, "state": state})
+    signature = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
-        fh.write(orjson.dumps({"offsets": offsets, "state": state}))
+        fh.write(_MAGIC + signature + b"\n" + body)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
-def read_snapshot(path: Path) -> tuple[dict[str, int | None], dict[str, Any]] | None:
+def read_snapshot(path: Path, key: bytes) -> tuple[dict[str, int | None], dict[str, Any]] | None:
+    """The snapshot's offsets and state, or None (absent, unsigned, tampered or unreadable: logged)."""
     if not path.is_file():
         return None
+    raw = path.read_bytes()
+    head, _, body = raw.partition(b"\n")
+    if not head.startswith(_MAGIC):
+        log.error("snapshot %s is not a signed checkpoint; refusing it and starting with empty state", path)
+        return None
+    expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(head[len(_MAGIC) :], expected):
+        log.error("snapshot %s fails its signature check (tampered or another key); starting with empty state", path)
+        return None
     try:
-        data = orjson.loads(path.read_bytes())
+        data = orjson.loads(body)
         return data["offsets"], data["state"]
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         log.warning("snapshot %s is unreadable (%s); starting with empty state", path, exc)

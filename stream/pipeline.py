@@ -31,6 +31,7 @@ def run_pipeline(
     batch_size: int = 500,
     should_stop: Callable[[], bool] = lambda: False,
     on_batch: Callable[[PipelineStats], None] | None = None,
+    before_batch: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> PipelineStats:
     """Run until the source is exhausted or ``should_stop()``; the last batch is always committed."""
@@ -41,6 +42,8 @@ def run_pipeline(
         if batch is None:
             break
         if batch:
+            if before_batch is not None:
+                before_batch()  # e.g. swap to a newly promoted snapshot, between batches only
             outputs = processor.process_batch(batch)
             sink.write(outputs)
             sink.flush()

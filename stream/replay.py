@@ -7,21 +7,29 @@ byte-identical decisions, whatever the batch size.
 from __future__ import annotations
 
 import itertools
+import logging
+import os
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+from models.registry import Registry, Snapshot, SnapshotRejected
 
 from bandits.registry import make_policy
+from models.archive import ArchiveWriter
+from models.features import FEATURES_VERSION
 from models.learners.registry import make_learners
 from stream.pipeline import PipelineStats, run_pipeline
 from stream.processor import Processor, SnapshotModels
 from stream.records import Output, OutputKind, SourceRecord
 from stream.settings import Settings
-from stream.sinks import FileSink
+from stream.sinks import ArchiveSink, FileSink, Sink, TeeSink
 from stream.sources import FileSource
+
+log = logging.getLogger(__name__)
 
 
 def build_processor(settings: Settings, model_snapshot: SnapshotModels | None = None) -> Processor:
@@ -62,10 +70,36 @@ def replay_files(
     batch_size: int = 500,
 ) -> tuple[Processor, PipelineStats, dict[OutputKind, int]]:
     """Replay ``paths`` in order; returns the core (for its counters and state), timing and output counts."""
-    processor = build_processor(settings)
-    sink = FileSink({OutputKind.DECISION: decisions, OutputKind.DEAD_LETTER: dead_letters, OutputKind.REWARD: rewards})
+    processor = build_processor(settings, load_promoted(settings))
+    files = FileSink({OutputKind.DECISION: decisions, OutputKind.DEAD_LETTER: dead_letters, OutputKind.REWARD: rewards})
+    sink: Sink = files
+    if settings.models.archive is not None:
+        sink = TeeSink(files, ArchiveSink(ArchiveWriter(settings.models.archive, writer_id(settings, "replay"))))
     try:
         stats = run_pipeline(FileSource(paths), processor, sink, batch_size=batch_size)
     finally:
         sink.close()
-    return processor, stats, sink.counts
+    return processor, stats, files.counts
+
+
+def writer_id(settings: Settings, default_prefix: str) -> str:
+    """The archive part name of this process: configured, else ``<prefix>-<host>-<pid>``."""
+    if settings.models.archive_writer_id:
+        return settings.models.archive_writer_id
+    return f"{default_prefix}-{socket.gethostname()}-{os.getpid()}"
+
+
+def load_promoted(settings: Settings) -> Snapshot | None:
+    """The registry's promoted snapshot, or None (no registry, nothing promoted, or refused: logged)."""
+    if settings.models.registry is None:
+        return None
+    try:
+        snapshot = Registry(settings.models.registry).load_current(expected_features_version=FEATURES_VERSION)
+    except SnapshotRejected as exc:
+        log.error("snapshot %s refused: %s; scoring without a snapshot", exc.version, exc.reason)
+        return None
+    if snapshot is None:
+        log.info(
+            "registry %s has no promoted snapshot yet; scoring with the online learners only", settings.models.registry
+        )
+    return snapshot

@@ -1,25 +1,34 @@
 """The Kafka worker: the clickstream topic in, decisions, rewards and dead letters out.
 
-Per batch: poll → process every record through the core → produce → flush (broker acknowledged) → commit the
-batch's offsets. SIGTERM/SIGINT set a stop flag: the batch in hand is finished and committed, the core's state is
-snapshotted next to the committed offsets, and the clients close.
+Per batch: poll → (swap to a newly promoted snapshot, if any) → process the batch through the core → produce
+and archive → flush (broker acknowledged, archive fsynced) → commit the batch's offsets. A drift alarm from the
+online learners becomes a retrain request in the registry (see :mod:`models.schedule`).
+
+SIGTERM/SIGINT set a stop flag: the batch in hand is finished and committed, the core's state is snapshotted
+(signed) next to the committed offsets, and the clients close.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka.structs import TopicPartition
+from models.registry import Registry, RegistryWatcher
 
-from stream.checkpoint import offsets_key, read_snapshot, snapshot_path, write_snapshot
+from models.archive import ArchiveWriter
+from models.features import FEATURES_VERSION
+from models.schedule import request_retrain
+from stream.checkpoint import checkpoint_key, offsets_key, read_snapshot, snapshot_path, write_snapshot
 from stream.kafka_io import KafkaSink, KafkaSource, ensure_topics
 from stream.pipeline import PipelineStats, run_pipeline
 from stream.processor import Processor
-from stream.replay import build_processor
+from stream.replay import build_processor, writer_id
 from stream.settings import Settings
+from stream.sinks import ArchiveSink, Sink, TeeSink
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +42,7 @@ class WorkerResult:
 
 def _restore(processor: Processor, source: KafkaSource, settings: Settings) -> bool:
     path = snapshot_path(settings.state_dir, settings.kafka.group_id)
-    found = read_snapshot(path)
+    found = read_snapshot(path, _key(settings))
     if found is None:
         return False
     offsets, state = found
@@ -50,6 +59,19 @@ def _restore(processor: Processor, source: KafkaSource, settings: Settings) -> b
     return True
 
 
+def _key(settings: Settings) -> bytes:
+    configured = settings.state_key.get_secret_value().encode() if settings.state_key is not None else None
+    return checkpoint_key(settings.state_dir, configured)
+
+
+def _drift_alarms(processor: Processor) -> int:
+    return sum(v for k, v in processor.counters.items() if k.startswith("drift_alarms."))
+
+
+def clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def run_worker(
     settings: Settings,
     stop: threading.Event,
@@ -59,10 +81,38 @@ def run_worker(
     """Consume until ``stop`` is set; returns the run's figures and the core (for tests and summaries)."""
     if create_topics:
         ensure_topics(settings.kafka)
-    processor = build_processor(settings)
+    models = settings.models
+    watcher = (
+        RegistryWatcher(Registry(models.registry), FEATURES_VERSION, int(models.registry_poll_s * 1000))
+        if models.registry is not None
+        else None
+    )
+    processor = build_processor(settings, watcher.poll(clock_ms()) if watcher is not None else None)
     source = KafkaSource(settings.kafka)
-    sink = KafkaSink(settings.kafka)
+    sink: Sink = KafkaSink(settings.kafka)
+    if models.archive is not None:
+        writer = ArchiveWriter(models.archive, writer_id(settings, "worker"))
+        sink = TeeSink(ArchiveSink(writer), sink)
     restored = _restore(processor, source, settings)
+    alarms = _drift_alarms(processor)
+
+    def before_batch() -> None:
+        if watcher is None:
+            return
+        swapped = watcher.poll(clock_ms())
+        if swapped is not None:
+            processor.model_snapshot = swapped
+
+    def after_batch(stats: PipelineStats) -> None:
+        nonlocal alarms
+        now = _drift_alarms(processor)
+        if now > alarms and models.registry is not None:
+            request_retrain(models.registry, writer_id(settings, "worker"), "drift alarm", clock_ms())
+            log.warning("drift alarm: asked the registry's scheduler for an early retrain")
+        alarms = now
+        if on_batch is not None:
+            on_batch(stats)
+
     log.info(
         "worker consuming %s as group %s (policy %s, seed %d)",
         settings.kafka.clickstream_topic,
@@ -78,10 +128,12 @@ def run_worker(
             sink,
             batch_size=settings.kafka.max_poll_records,
             should_stop=stop.is_set,
-            on_batch=on_batch,
+            on_batch=after_batch,
+            before_batch=before_batch,
         )
         offsets = offsets_key(source.committed_offsets())
-        write_snapshot(snapshot_path(settings.state_dir, settings.kafka.group_id), offsets, processor.snapshot())
+        path = snapshot_path(settings.state_dir, settings.kafka.group_id)
+        write_snapshot(path, offsets, processor.snapshot(), _key(settings))
         log.info("stopped cleanly after %d records; state saved at offsets %s", stats.records, offsets)
     finally:
         sink.close()
