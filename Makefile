@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-fast ci run bench clean
+.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness clean
 
 include docker/kafka/kafka.mk
 
@@ -50,8 +50,16 @@ run: $(BIN)/offerstream ## Worker + closed-loop simulated shop with a live summa
 		exec $(BIN)/offerstream demo; \
 	fi
 
-bench: $(BIN)/offerstream ## Replay throughput, and worker vs raw kafka-python pass-through through the local broker
+bench: $(BIN)/offerstream ## Replay throughput, worker vs raw pass-through, then the nightly retrain and freshness benches
 	$(PY) -m stream.benchmark
+	$(PY) -m stream.bench_retrain
+	$(PY) -m stream.bench_freshness
+
+bench-retrain: $(BIN)/offerstream ## Nightly retrain on a generated 180-day archive (~9.5M events): scratch vs warm
+	$(PY) -m stream.bench_retrain
+
+bench-freshness: $(BIN)/offerstream ## Online learner vs nightly snapshot around an abrupt shift (both curves)
+	$(PY) -m stream.bench_freshness
 
 clean: ## Remove build and run artefacts (not the broker jar cache)
 	rm -rf .run build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -115,7 +115,12 @@ def run_retrain(archive: Path, registry: Path, as_of: date, mode: str, seed: int
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=180)
-    parser.add_argument("--users", type=int, default=14_000, help="simulated shoppers (about 3.6 events/user/day)")
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=13_500,
+        help="simulated shoppers (about 3.8 events per shopper and day: 9.2M events)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="XGBoost threads (0: all cores)")
     parser.add_argument("--workdir", type=Path, default=REPO / ".run/bench/retrain")
