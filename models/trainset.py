@@ -99,6 +99,7 @@ def build_training_data(
     pending: dict[str, list[dict[str, Any]]] = {}  # session id -> its sampled decisions, until it closes
     weights: dict[str, float] = {}  # session id -> sample weight, decided once per session
     decisions = _decisions_by_day(archive, as_of, processing)
+    upcoming = next(decisions, None)
     days = [d for d in archive_days(archive, "events") if d <= as_of]
     data.first_day = days[0] if days else None
     data.last_day = days[-1] if days else None
@@ -128,8 +129,11 @@ def build_training_data(
             data.price.append(row, y, w * ips, day)
 
     for day, records in iter_archive(archive, "events", end=as_of):
-        for d in decisions.get(day, ()):
-            pending.setdefault(d["session_id"], []).append(d)
+        while upcoming is not None and upcoming[0] <= day:  # decisions are read in step with the events
+            for d in upcoming[1]:
+                pending.setdefault(d["session_id"], []).append(d)
+                data.decisions += 1
+            upcoming = next(decisions, None)
         for rec in records:
             tracked = tracker.apply(event_from_archive(rec))
             for c in tracked.closed_before:
@@ -142,20 +146,16 @@ def build_training_data(
         data.days_replayed += 1
         if on_day is not None:
             on_day(day, len(records))
-    data.decisions = sum(len(v) for v in decisions.values())
-    data.unlabelled_sessions = sum(1 for s in tracker.store._sessions.values() if s.decision_ms is not None)
+    data.unlabelled_sessions = sum(1 for s in tracker.store.open_sessions() if s.decision_ms is not None)
     return data
 
 
 def _decisions_by_day(
     archive: str | Path, as_of: date, processing: ProcessingSettings
-) -> dict[date, list[dict[str, Any]]]:
-    """The archived decisions up to ``as_of`` that a price row needs (offer terms, propensity), by day.
-
-    The offer's terms are those logged with the decision (``offer_terms``), else the configured catalogue's.
-    Decisions are few (about one per carting session), so they are held in memory in this compact form.
-    """
-    out: dict[date, list[dict[str, Any]]] = {}
+) -> Iterator[tuple[date, list[dict[str, Any]]]]:
+    """The archived decisions up to ``as_of``, a day at a time, in the compact form a price row needs (session,
+    offer terms, propensity). The terms are those logged with the decision (``offer_terms``), else the
+    configured catalogue's. Only the decisions of sessions still open stay in memory."""
     catalogue = {o.name: {"share": o.share, "flat_fee": o.flat_fee} for o in processing.offers.offers}
     for day, records in _iter_decisions(archive, as_of):
         rows = []
@@ -172,8 +172,7 @@ def _decisions_by_day(
                     "propensity": float(r["propensity"]),
                 }
             )
-        out[day] = rows
-    return out
+        yield day, rows
 
 
 def _iter_decisions(archive: str | Path, as_of: date) -> Iterator[tuple[date, list[dict[str, Any]]]]:

@@ -102,6 +102,9 @@ class InMemoryStore:
             del self._sessions[s.session_id]
         return stale
 
+    def open_sessions(self) -> list[SessionState]:
+        return list(self._sessions.values())
+
     @property
     def user_count(self) -> int:
         return len(self._users)
