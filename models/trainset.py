@@ -34,7 +34,6 @@ from models.features import FEATURE_NAMES
 from models.learners.price_sensitivity import OFFER_FLAT, OFFER_SHARE
 from models.sampling import RecencySampler
 from models.snapshot_training import TrainingSet
-from stream.contract import Event
 from stream.settings import ProcessingSettings
 from stream.tracking import ClosedSession, StateTracker
 
@@ -44,14 +43,39 @@ PRICE_FEATURE_NAMES: tuple[str, ...] = (*FEATURE_NAMES, OFFER_SHARE, OFFER_FLAT)
 MAX_PROPENSITY_WEIGHT = 20.0
 
 
-def event_from_archive(record: dict[str, Any]) -> Event:
-    """An archived event (validated when it was archived) as an :class:`Event`, without validating it again."""
-    fields = {k: v for k, v in record.items() if k in _EVENT_FIELDS}
-    fields["ts_ms"] = record["ts"]
-    return Event.model_construct(**fields)
+class ArchivedEvent:
+    """An archived event as the state stage reads it. It was validated when it was archived, so it is not
+    validated again (a pydantic model per event would cost more than everything else the trainer does)."""
 
+    __slots__ = (
+        "cart_value",
+        "decision_id",
+        "device",
+        "event_id",
+        "price",
+        "quantity",
+        "referrer",
+        "revenue",
+        "session_id",
+        "ts_ms",
+        "type",
+        "user_id",
+    )
 
-_EVENT_FIELDS = frozenset(Event.model_fields) - {"ts_ms"}
+    def __init__(self, r: dict[str, Any]) -> None:
+        get = r.get
+        self.event_id: str = r["event_id"]
+        self.ts_ms: int = r["ts"]
+        self.user_id: str = r["user_id"]
+        self.type: str = r["type"]
+        self.session_id: str | None = get("session_id")
+        self.price: float | None = get("price")
+        self.quantity: int | None = get("quantity")
+        self.cart_value: float | None = get("cart_value")
+        self.revenue: float | None = get("revenue")
+        self.device: str | None = get("device")
+        self.referrer: str | None = get("referrer")
+        self.decision_id: str | None = get("decision_id")
 
 
 @dataclass(slots=True)
@@ -95,7 +119,7 @@ def build_training_data(
     """
     as_of = sampler.as_of
     data = TrainingData(TrainingSet(FEATURE_NAMES), TrainingSet(PRICE_FEATURE_NAMES), sampler)
-    tracker = StateTracker(processing, tz)
+    tracker = StateTracker(processing, tz, user_vectors=False)
     pending: dict[str, list[dict[str, Any]]] = {}  # session id -> its sampled decisions, until it closes
     weights: dict[str, float] = {}  # session id -> sample weight, decided once per session
     decisions = _decisions_by_day(archive, as_of, processing)
@@ -135,7 +159,7 @@ def build_training_data(
                 data.decisions += 1
             upcoming = next(decisions, None)
         for rec in records:
-            tracked = tracker.apply(event_from_archive(rec))
+            tracked = tracker.apply(ArchivedEvent(rec))
             for c in tracked.closed_before:
                 closed(c)
             if keep_features and tracked.features is not None:

@@ -51,7 +51,7 @@ from stream.contract import Event, event_to_dict, parse_event
 from stream.errors import DeadLetterReason, InvalidMessage
 from stream.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
 from stream.settings import ProcessingSettings
-from stream.tracking import ClosedSession, StateTracker, Tracked
+from stream.tracking import ClosedSession, StateTracker, Tracked, TrackedEvent
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class Processor:
             step.outputs.append(Output(OutputKind.EVENT, event.user_id.encode(), event_to_dict(event)))
         return step
 
-    def _failed(self, record: SourceRecord, event: Event, exc: Exception) -> Output:
+    def _failed(self, record: SourceRecord, event: TrackedEvent, exc: Exception) -> Output:
         log.exception("processing failed at %s event_id=%s", record.where, event.event_id)
         return self._dead(record, DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:500])
 

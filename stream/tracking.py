@@ -19,14 +19,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import Any, Protocol
 
 from models.features import behaviour_features, record_activity, user_vector
-from stream.contract import Event
 from stream.settings import ProcessingSettings
 from stream.state import COUNTED_TYPES, InMemoryStore, SessionState, UserState
 
 SWEEP_EVERY_MS = 60_000
+
+
+class TrackedEvent(Protocol):
+    """What the state stage reads of an event: a validated :class:`~stream.contract.Event`, or an archived one
+    (:class:`models.trainset.ArchivedEvent`, already validated when it was archived)."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def ts_ms(self) -> int: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def price(self) -> float | None: ...
+    @property
+    def quantity(self) -> int | None: ...
+    @property
+    def cart_value(self) -> float | None: ...
+    @property
+    def revenue(self) -> float | None: ...
+    @property
+    def device(self) -> str | None: ...
+    @property
+    def referrer(self) -> str | None: ...
+    @property
+    def decision_id(self) -> str | None: ...
 
 
 @dataclass(slots=True)
@@ -46,7 +75,7 @@ class ClosedSession:
 class Tracked:
     """What the state stage learned from one event, for the decision stage."""
 
-    event: Event
+    event: TrackedEvent
     session_id: str
     watermark_advanced: bool
     revenue: float | None = None  # on a purchase: the revenue attributed to it
@@ -58,9 +87,10 @@ class Tracked:
 class StateTracker:
     """Applies valid events to the state store in arrival order; marks decision points."""
 
-    def __init__(self, settings: ProcessingSettings, tz: tzinfo = UTC) -> None:
+    def __init__(self, settings: ProcessingSettings, tz: tzinfo = UTC, user_vectors: bool = True) -> None:
         self.store = InMemoryStore()
         self.tz = tz
+        self.user_vectors = user_vectors  # the segmenter's input at each close; the nightly trainer needs none
         self.watermark_ms: int | None = None
         self.last_sweep_ms = 0
         self._gap_ms = int(settings.session_gap_s * 1000)
@@ -68,7 +98,7 @@ class StateTracker:
         self._decision_events = frozenset(settings.decision_events)
         self._max_decisions = settings.max_decisions_per_session
 
-    def apply(self, event: Event) -> Tracked:
+    def apply(self, event: TrackedEvent) -> Tracked:
         ts = event.ts_ms
         advanced = self.watermark_ms is None or ts > self.watermark_ms
         closed_before: list[ClosedSession] = []
@@ -92,7 +122,7 @@ class StateTracker:
             tracked.closed_after.append(self._closed(session, ts))
         return tracked
 
-    def _track(self, event: Event, closed: list[ClosedSession]) -> tuple[UserState, SessionState]:
+    def _track(self, event: TrackedEvent, closed: list[ClosedSession]) -> tuple[UserState, SessionState]:
         ts = event.ts_ms
         user = self.store.get_user(event.user_id)
         if user is None:
@@ -133,7 +163,7 @@ class StateTracker:
                 closed.append(self._closed(current, ts))
         return f"{user.user_id}:{ts}"
 
-    def _purchase(self, event: Event, user: UserState, session: SessionState) -> float:
+    def _purchase(self, event: TrackedEvent, user: UserState, session: SessionState) -> float:
         if event.revenue is not None:
             revenue = event.revenue
         elif event.cart_value is not None:
@@ -152,7 +182,7 @@ class StateTracker:
     def _closed(self, session: SessionState, ts: int) -> ClosedSession:
         user = self.store.get_user(session.user_id)
         assert user is not None, "a session's user is never forgotten before it"
-        vector = user_vector(behaviour_features(session, user, ts, self.tz))
+        vector = user_vector(behaviour_features(session, user, ts, self.tz)) if self.user_vectors else {}
         return ClosedSession(
             session.session_id,
             session.user_id,
