@@ -65,6 +65,11 @@ def write_snapshot(path: Path, offsets: dict[str, int | None], state: dict[str, 
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)  # the rename itself survives a power loss only once its folder is synced
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_snapshot(path: Path, key: bytes) -> tuple[dict[str, int | None], dict[str, Any]] | None:
