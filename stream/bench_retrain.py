@@ -9,7 +9,7 @@
 3. **Warm vs scratch**: as of the last day, ``--mode warm`` (continue the champion on the one new day) and
    ``--mode scratch``, each in its own process, so each process's peak RSS is its own.
 
-Each retrain runs as a child process of ``python -m stream.cli``; wall time, peak RSS (the child's
+Each retrain runs as a child process of ``python -m stream``; wall time, peak RSS (the child's
 ``ru_maxrss``) and the rows sampled per tier come from its JSON report. Printed, and written to
 ``.run/bench/retrain.json``.
 """
@@ -83,7 +83,7 @@ def generate_archive(root: Path, days: int, users: int, seed: int) -> dict[str, 
 
 def run_retrain(archive: Path, registry: Path, as_of: date, mode: str, seed: int, threads: int) -> dict[str, Any]:
     """One retrain in a child process; its JSON report plus the child's wall time and peak RSS."""
-    cmd = [sys.executable, "-m", "stream.cli", "retrain", "--archive", str(archive), "--registry", str(registry)]
+    cmd = [sys.executable, "-m", "stream", "retrain", "--archive", str(archive), "--registry", str(registry)]
     cmd += ["--as-of", as_of.isoformat(), "--mode", mode, "--seed", str(seed), "--threads", str(threads)]
     cmd += ["--no-compare", "--json", "--log-level", "WARNING"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             f"archive: {generated['events']:,} events, {generated['decisions']:,} decisions in {generated['seconds']} s"
         )
     days = archive_days(archive, "events")
-    last = days[-1]
+    last = days[-2]  # the last partition holds the simulation's final hours: its sessions are still open
     size_mb = sum(p.stat().st_size for p in archive.rglob("*.gz")) / 2**20
     registry = args.workdir / "registry"
     shutil.rmtree(registry, ignore_errors=True)
