@@ -47,7 +47,7 @@ Mode = Literal["scratch", "warm"]
 # Nightly defaults: shallow trees, a small step and early stopping on a seeded validation split, so that a
 # small archive (a few thousand labelled sessions) does not overfit; a large one stops when it stops gaining.
 NIGHTLY_PARAMS = TrainParams(
-    max_depth=4, eta=0.05, num_rounds=400, min_child_weight=5.0, validation_fraction=0.15, min_validation_rows=100
+    max_depth=4, eta=0.05, num_rounds=400, min_child_weight=5.0, validation_fraction=0.15, min_validation_rows=30
 )
 MODEL_COLUMNS: dict[str, tuple[str, ...]] = {"intent": FEATURE_NAMES, "price": PRICE_FEATURE_NAMES}
 
@@ -62,7 +62,7 @@ class RetrainConfig:
     seed: int = 0
     weighted: bool = True
     holdout_days: int = 1
-    gate_metric: str = "auc"
+    gate_metric: str = "logloss"
     gate_tolerance: float = 0.005
     compare: bool = True
     params: TrainParams = NIGHTLY_PARAMS

@@ -156,7 +156,9 @@ class ModelSettings(BaseModel):
     archive_writer_id: str | None = Field(None, description="part-file name in the archive (default: host-pid)")
     tiers: str = Field("0-30:1,30-90:0.5,90-180:0.1", description="recency sample: MIN-MAX:RATE age tiers in days")
     weighted: bool = Field(True, description="weight each sampled row by 1/rate of its tier")
-    gate_metric: Literal["auc", "logloss", "ece"] = "auc"
+    gate_metric: Literal["auc", "logloss", "ece"] = Field(
+        "logloss", description="held-out metric of the gate (log loss judges calibration and ranking)"
+    )
     gate_tolerance: float = Field(0.005, ge=0, description="a challenger may be this much worse and still go live")
     holdout_days: int = Field(1, ge=1, description="most recent days held out for the champion/challenger gate")
     retrain_at: str = Field("02:00", pattern=r"^\d{2}:\d{2}$", description="UTC time of the nightly retrain")
