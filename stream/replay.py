@@ -16,12 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from models.registry import Registry, Snapshot, SnapshotRejected
 
 from bandits.registry import make_policy
 from models.archive import ArchiveWriter
 from models.features import FEATURES_VERSION
 from models.learners.registry import make_learners
+from models.registry import Registry, Snapshot, SnapshotRejected
 from stream.pipeline import PipelineStats, run_pipeline
 from stream.processor import Processor, SnapshotModels
 from stream.records import Output, OutputKind, SourceRecord

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka.structs import TopicPartition
-from models.registry import Registry, RegistryWatcher
 
 from models.archive import ArchiveWriter
 from models.features import FEATURES_VERSION
+from models.registry import Registry, RegistryWatcher
 from models.schedule import request_retrain
 from stream.checkpoint import checkpoint_key, offsets_key, read_snapshot, snapshot_path, write_snapshot
 from stream.kafka_io import KafkaSink, KafkaSource, ensure_topics
