@@ -24,8 +24,8 @@ $(BIN)/offerstream: pyproject.toml
 setup: $(BIN)/offerstream kafka-fetch ## Create .venv with offerstream and its dev tools, fetch the broker jars
 
 lint: $(BIN)/offerstream ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 	$(BIN)/mypy stream models bandits
 
 format: $(BIN)/offerstream ## Apply ruff's fixes and formatting
