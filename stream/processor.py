@@ -153,7 +153,8 @@ class Processor:
             step.outputs.append(self._dead(record, exc.reason, exc.detail))
             return step
         try:
-            step.tracked = self.tracker.apply(event)
+            # sources are partitions (one topic per worker; files are one partition, read in order)
+            step.tracked = self.tracker.apply(event, str(record.partition))
         except Exception as exc:
             step.outputs.append(self._failed(record, event, exc))
             return step

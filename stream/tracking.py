@@ -9,10 +9,14 @@ Sessions: an event's ``session_id``, or, when it names none, the user's current 
 than the gap (then a new one). A session *closes* at its ``session_end`` event, when the same user's next
 event starts a new inferred session, or once the watermark is more than ``session_ttl_s`` past its last event
 (swept every minute of event time). Closing resolves the intent label (did the session buy?) and forgets the
-session; an event for a closed session id opens a new session. The TTL, not the gap, closes idle sessions
-because the watermark is global: with several partitions it runs ahead of a slow partition's events, and a
-session closed too early would take a second decision. A user's events stay in order (one key, one partition),
-so the two per-user rules are safe.
+session; an event for a closed session id opens a new session.
+
+The watermark that closes idle sessions is the *slowest source's*: the minimum over the partitions (sources)
+seen of each one's latest event time. A consumer reads partitions in chunks, hours of event time apart, and a
+global watermark would close a lagging partition's sessions early, so that their next event opened a second
+session with a second decision (a restarted worker then disagreed with a replay). A source that falls more than
+``processing.partition_idle_s`` behind the newest one counts as idle and stops holding sessions open. A user's
+events stay in order (one key, one partition), so the per-user rules are safe.
 """
 
 from __future__ import annotations
@@ -92,21 +96,27 @@ class StateTracker:
         self.tz = tz
         self.user_vectors = user_vectors  # the segmenter's input at each close; the nightly trainer needs none
         self.watermark_ms: int | None = None
+        self.source_watermarks: dict[str, int] = {}
         self.last_sweep_ms = 0
+        self._idle_ms = int(settings.partition_idle_s * 1000)
         self._gap_ms = int(settings.session_gap_s * 1000)
         self._ttl_ms = int(max(settings.session_ttl_s, settings.session_gap_s) * 1000)
         self._decision_events = frozenset(settings.decision_events)
         self._max_decisions = settings.max_decisions_per_session
 
-    def apply(self, event: TrackedEvent) -> Tracked:
+    def apply(self, event: TrackedEvent, source: str = "") -> Tracked:
+        """Apply one event read from ``source`` (e.g. ``topic:partition``; one source for a file or archive)."""
         ts = event.ts_ms
+        if ts > self.source_watermarks.get(source, ts - 1):
+            self.source_watermarks[source] = ts
         advanced = self.watermark_ms is None or ts > self.watermark_ms
         closed_before: list[ClosedSession] = []
         if advanced:
             self.watermark_ms = ts
             if ts - self.last_sweep_ms >= SWEEP_EVERY_MS:
                 self.last_sweep_ms = ts
-                closed_before = [self._closed(s, ts) for s in self.store.close_idle(ts, self._ttl_ms)]
+                closing = self.closing_watermark()
+                closed_before = [self._closed(s, ts) for s in self.store.close_idle(closing, self._ttl_ms)]
         user, session = self._track(event, closed_before)
         tracked = Tracked(event, session.session_id, advanced, closed_before=closed_before)
         if event.type == "purchase":
@@ -121,6 +131,11 @@ class StateTracker:
             self.store.pop_session(session.session_id)
             tracked.closed_after.append(self._closed(session, ts))
         return tracked
+
+    def closing_watermark(self) -> int:
+        """The slowest active source's latest event time (see the module doc)."""
+        newest = self.watermark_ms if self.watermark_ms is not None else 0
+        return min(w for w in self.source_watermarks.values() if w >= newest - self._idle_ms)
 
     def _track(self, event: TrackedEvent, closed: list[ClosedSession]) -> tuple[UserState, SessionState]:
         ts = event.ts_ms
@@ -194,9 +209,15 @@ class StateTracker:
         )
 
     def snapshot(self) -> dict[str, Any]:
-        return {"watermark_ms": self.watermark_ms, "last_sweep_ms": self.last_sweep_ms, "store": self.store.snapshot()}
+        return {
+            "watermark_ms": self.watermark_ms,
+            "source_watermarks": dict(sorted(self.source_watermarks.items())),
+            "last_sweep_ms": self.last_sweep_ms,
+            "store": self.store.snapshot(),
+        }
 
     def restore(self, data: dict[str, Any]) -> None:
         self.watermark_ms = data["watermark_ms"]
+        self.source_watermarks = dict(data["source_watermarks"])
         self.last_sweep_ms = data["last_sweep_ms"]
         self.store.restore(data["store"])

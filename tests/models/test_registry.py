@@ -9,6 +9,7 @@ import logging
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -537,7 +538,8 @@ def test_watcher_never_reads_the_wall_clock(registry: Registry, monkeypatch: pyt
     def forbidden() -> float:
         raise AssertionError("the watcher must use the time it is given")
 
-    monkeypatch.setattr(registry_module.time, "time", forbidden)
+    # the registry module's own view of ``time`` (patching time.time itself would also trip logging's clock)
+    monkeypatch.setattr(registry_module, "time", SimpleNamespace(time=forbidden))
     watcher = RegistryWatcher(registry, FEATURES_VERSION, poll_interval_ms=60_000)
     assert watcher.poll(0) is not None
     assert watcher.poll(59_999) is None

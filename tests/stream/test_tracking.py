@@ -75,3 +75,23 @@ def test_the_same_events_give_the_same_features_whatever_came_before_in_other_us
     events = [ev("e1", "product_view", ts=T0 + 60 * MINUTE, price=30.0), ev("e2", "add_to_cart", ts=T0 + 61 * MINUTE)]
     got = [[t.apply(e).features for e in events][-1] for t in (quiet, busy)]
     assert got[0] == got[1]
+
+
+def test_a_lagging_partition_keeps_its_sessions_open_until_it_catches_up():
+    t = tracker(session_ttl_s=3600, partition_idle_s=86_400)
+    t.apply(ev("a1", "add_to_cart", ts=T0, user="a", session="sa", price=5.0), source="0")
+    # partition 1 runs ten hours ahead: the global watermark passes sa's TTL, the slowest partition's does not
+    ahead = t.apply(ev("b1", "page_view", ts=T0 + 10 * HOUR, user="b", session="sb"), source="1")
+    assert ahead.closed_before == [] and t.closing_watermark() == T0
+    late = t.apply(ev("a2", "checkout_start", ts=T0 + 5 * MINUTE, user="a", session="sa"), source="0")
+    assert late.features is None  # still its first session: no second decision
+    caught_up = t.apply(ev("a3", "page_view", ts=T0 + 10 * HOUR + 2 * MINUTE, user="a", session="sa2"), source="0")
+    assert [c.session_id for c in caught_up.closed_before] == ["sa"]
+
+
+def test_an_idle_partition_stops_holding_sessions_open():
+    t = tracker(session_ttl_s=3600, partition_idle_s=6 * 3600)
+    t.apply(ev("q1", "page_view", ts=T0, user="q", session="sq"), source="quiet")
+    t.apply(ev("a1", "add_to_cart", ts=T0 + HOUR, user="a", session="sa", price=5.0), source="busy")
+    swept = t.apply(ev("a2", "page_view", ts=T0 + 8 * HOUR, user="b", session="sb"), source="busy")
+    assert {c.session_id for c in swept.closed_before} == {"sq", "sa"}
