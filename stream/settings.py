@@ -101,8 +101,10 @@ class ProcessingSettings(BaseModel):
     session_ttl_s: float = Field(
         4 * 3600.0, gt=0, description="a session without session_end closes this long after its last event (event time)"
     )
-    partition_idle_s: float = Field(
-        86400.0, gt=0, description="a partition this far behind the newest stops holding sessions open (event time)"
+    partition_idle_records: int = Field(
+        100_000,
+        ge=1,
+        description="a partition none of the last this many records came from stops holding sessions open",
     )
     margin: float = Field(0.30, gt=0, le=1, description="gross margin on revenue")
     max_message_bytes: int = Field(65_536, ge=256, description="larger messages are dead letters")

@@ -14,8 +14,10 @@ session; an event for a closed session id opens a new session.
 The watermark that closes idle sessions is the *slowest source's*: the minimum over the partitions (sources)
 seen of each one's latest event time. A consumer reads partitions in chunks, hours of event time apart, and a
 global watermark would close a lagging partition's sessions early, so that their next event opened a second
-session with a second decision (a restarted worker then disagreed with a replay). A source that falls more than
-``processing.partition_idle_s`` behind the newest one counts as idle and stops holding sessions open. A user's
+session with a second decision (a restarted worker then disagreed with a replay). A source from which none of
+the last ``processing.partition_idle_records`` records came counts as idle and stops holding sessions open:
+idleness is counted in records, not event time, because a lagging partition is behind in event time by design
+while it still delivers. A user's
 events stay in order (one key, one partition), so the per-user rules are safe.
 """
 
@@ -97,8 +99,10 @@ class StateTracker:
         self.user_vectors = user_vectors  # the segmenter's input at each close; the nightly trainer needs none
         self.watermark_ms: int | None = None
         self.source_watermarks: dict[str, int] = {}
+        self.source_seen: dict[str, int] = {}  # source -> number of the last record it gave
+        self.records = 0
         self.last_sweep_ms = 0
-        self._idle_ms = int(settings.partition_idle_s * 1000)
+        self._idle_records = settings.partition_idle_records
         self._gap_ms = int(settings.session_gap_s * 1000)
         self._ttl_ms = int(max(settings.session_ttl_s, settings.session_gap_s) * 1000)
         self._decision_events = frozenset(settings.decision_events)
@@ -107,6 +111,8 @@ class StateTracker:
     def apply(self, event: TrackedEvent, source: str = "") -> Tracked:
         """Apply one event read from ``source`` (e.g. ``topic:partition``; one source for a file or archive)."""
         ts = event.ts_ms
+        self.records += 1
+        self.source_seen[source] = self.records
         if ts > self.source_watermarks.get(source, ts - 1):
             self.source_watermarks[source] = ts
         advanced = self.watermark_ms is None or ts > self.watermark_ms
@@ -134,8 +140,8 @@ class StateTracker:
 
     def closing_watermark(self) -> int:
         """The slowest active source's latest event time (see the module doc)."""
-        newest = self.watermark_ms if self.watermark_ms is not None else 0
-        return min(w for w in self.source_watermarks.values() if w >= newest - self._idle_ms)
+        active = self.records - self._idle_records
+        return min(w for src, w in self.source_watermarks.items() if self.source_seen[src] > active)
 
     def _track(self, event: TrackedEvent, closed: list[ClosedSession]) -> tuple[UserState, SessionState]:
         ts = event.ts_ms
@@ -212,6 +218,8 @@ class StateTracker:
         return {
             "watermark_ms": self.watermark_ms,
             "source_watermarks": dict(sorted(self.source_watermarks.items())),
+            "source_seen": dict(sorted(self.source_seen.items())),
+            "records": self.records,
             "last_sweep_ms": self.last_sweep_ms,
             "store": self.store.snapshot(),
         }
@@ -219,5 +227,7 @@ class StateTracker:
     def restore(self, data: dict[str, Any]) -> None:
         self.watermark_ms = data["watermark_ms"]
         self.source_watermarks = dict(data["source_watermarks"])
+        self.source_seen = dict(data["source_seen"])
+        self.records = data["records"]
         self.last_sweep_ms = data["last_sweep_ms"]
         self.store.restore(data["store"])
