@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,10 +78,9 @@ def make_producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:
 class KafkaSource:
     """The clickstream topic, read by a consumer group, committed only when told."""
 
-    def __init__(self, settings: KafkaSettings, **extra: Any) -> None:
+    def __init__(self, settings: KafkaSettings, metadata_wait_s: float = 60.0, **extra: Any) -> None:
         self.settings = settings
         self.consumer = KafkaConsumer(
-            settings.clickstream_topic,
             **settings.client_options(),
             group_id=settings.group_id,
             enable_auto_commit=False,
@@ -89,7 +89,24 @@ class KafkaSource:
             fetch_max_bytes=settings.fetch_max_bytes,
             **extra,
         )
+        self._await_topic(settings.clickstream_topic, metadata_wait_s)
+        self.consumer.subscribe([settings.clickstream_topic])
         self.committed: dict[TopicPartition, int] = {}
+
+    def _await_topic(self, topic: str, wait_s: float) -> None:
+        """Wait until the topic's partitions are in the client's metadata before joining the group.
+
+        A member that joins while its topic is unknown (just created, metadata not yet propagated) gets no
+        partitions, and kafka-python 3.0 did not always rebalance once the metadata arrived: the worker sat idle.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            if topic in self.consumer.topics() and self.consumer.partitions_for_topic(topic):
+                return
+            if time.monotonic() >= deadline:
+                log.warning("topic %s has no partitions after %.0f s; subscribing anyway", topic, wait_s)
+                return
+            time.sleep(0.2)
 
     def next_batch(self, max_records: int) -> list[SourceRecord]:
         polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=max_records)
