@@ -16,7 +16,14 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    TopicAlreadyExistsError,
+    UnknownMemberIdError,
+)
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from stream.errors import DeliveryError
@@ -92,6 +99,7 @@ class KafkaSource:
         self._await_topic(settings.clickstream_topic, metadata_wait_s)
         self.consumer.subscribe([settings.clickstream_topic])
         self.committed: dict[TopicPartition, int] = {}
+        self._uncommitted: dict[TopicPartition, int] = {}
 
     def _await_topic(self, topic: str, wait_s: float) -> None:
         """Wait until the topic's partitions are in the client's metadata before joining the group.
@@ -126,12 +134,20 @@ class KafkaSource:
     def commit(self, batch: Sequence[SourceRecord]) -> None:
         if not batch:
             return
-        positions: dict[TopicPartition, int] = {}
+        positions = self._uncommitted
         for r in batch:
             tp = TopicPartition(r.topic, r.partition)
             positions[tp] = max(positions.get(tp, -1), r.offset + 1)
-        self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in positions.items()})
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in positions.items()})
+        except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError) as exc:
+            # The group is rebalancing. The batch's outputs are already durable, so nothing is lost: the offsets
+            # are committed with the next batch, or the partition's new owner processes the batch again
+            # (at-least-once; decision ids are deterministic, so the repeats are recognisable).
+            log.warning("offset commit deferred (%s): %s", type(exc).__name__, positions)
+            return
         self.committed.update(positions)
+        self._uncommitted = {}
 
     def committed_offsets(self, partitions: Sequence[TopicPartition] = ()) -> dict[TopicPartition, int | None]:
         """The group's committed offsets for the assigned partitions (and any others named)."""
