@@ -147,6 +147,53 @@ class DriftMonitor:
         }
 
 
+class RiverLearner:
+    """What every learner here shares: the count of examples learned (its version), the drift monitor, and a
+    snapshot of its River objects (``_learned``) with its hyperparameters (``_params``) and the monitor.
+
+    A subclass sets ``name``, calls :meth:`_start` in its constructor, and implements ``_params``,
+    ``_learned`` (the tuple of River objects to pack) and ``_set_learned`` (its inverse).
+    """
+
+    name: str
+
+    def _start(self, drift_delta: float) -> None:
+        self._drift = DriftMonitor(delta=drift_delta)
+        self._n = 0
+
+    @property
+    def version(self) -> str:
+        return f"{self.name}@{self._n}"
+
+    @property
+    def drift(self) -> DriftMonitor:
+        return self._drift
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "learner": self.name,
+            "params": self._params(),
+            "n_learned": self._n,
+            "state": pack(self._learned()),
+            "drift": self._drift.snapshot(),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        check_snapshot(self.name, state, self._params())
+        self._set_learned(unpack(state["state"]))
+        self._drift.restore(state["drift"])
+        self._n = int(state["n_learned"])
+
+    def _params(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _learned(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def _set_learned(self, learned: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+
 def pack(obj: Any) -> str:
     """Base64 of a pickle: River objects inside a JSON snapshot (a signed checkpoint layer protects it)."""
     return base64.b64encode(pickle.dumps(obj, protocol=PICKLE_PROTOCOL)).decode("ascii")

@@ -33,10 +33,16 @@ from typing import Any
 
 from river import linear_model, optim, preprocessing
 
-from models.learners.base import DriftMonitor, check_snapshot, clean, log_loss, logit, pack, scaled, unpack
+from models.learners.base import (
+    RiverLearner,
+    clean,
+    log_loss,
+    logit,
+    scaled,
+)
 
 
-class IntentLearner:
+class IntentLearner(RiverLearner):
     """Online logistic regression on standardised session features; ``predict_one`` is a probability.
 
     Hyperparameters are public and named like the constructor's arguments; the learned state is private.
@@ -69,16 +75,7 @@ class IntentLearner:
             intercept_init=logit(base_rate),
             intercept_lr=intercept_lr,
         )
-        self._drift = DriftMonitor(delta=drift_delta)
-        self._n = 0
-
-    @property
-    def version(self) -> str:
-        return f"{self.name}@{self._n}"
-
-    @property
-    def drift(self) -> DriftMonitor:
-        return self._drift
+        self._start(drift_delta)
 
     def learn_one(
         self, x: Mapping[str, float], y: float | bool | None, *, weight: float = 1.0, ts_ms: int | None = None
@@ -101,20 +98,11 @@ class IntentLearner:
     def _proba(self, x: dict[str, float]) -> float:
         return float(self._model.predict_proba_one(scaled(self._scaler, x))[True])
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "learner": self.name,
-            "params": self._params(),
-            "n_learned": self._n,
-            "state": pack((self._scaler, self._model)),
-            "drift": self._drift.snapshot(),
-        }
+    def _learned(self) -> tuple[Any, ...]:
+        return (self._scaler, self._model)
 
-    def restore(self, state: Mapping[str, Any]) -> None:
-        check_snapshot(self.name, state, self._params())
-        self._scaler, self._model = unpack(state["state"])
-        self._drift.restore(state["drift"])
-        self._n = int(state["n_learned"])
+    def _set_learned(self, learned: tuple[Any, ...]) -> None:
+        self._scaler, self._model = learned
 
     def _params(self) -> dict[str, Any]:
         return {

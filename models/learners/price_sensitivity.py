@@ -43,7 +43,13 @@ from typing import Any
 
 from river import linear_model, optim, preprocessing, stats
 
-from models.learners.base import DriftMonitor, check_snapshot, clean, log_loss, logit, pack, scaled, unpack
+from models.learners.base import (
+    RiverLearner,
+    clean,
+    log_loss,
+    logit,
+    scaled,
+)
 
 OFFER_SHARE = "offer_share"
 OFFER_FLAT = "offer_flat"
@@ -51,7 +57,7 @@ RESERVED = frozenset({OFFER_SHARE, OFFER_FLAT})
 _SHARE_UNIT = 0.10  # the discount term's unit: a 10 % discount is s = 1
 
 
-class PriceSensitivityLearner:
+class PriceSensitivityLearner(RiverLearner):
     """Uplift of an offer on the purchase probability; ``predict_one`` is the lift of a 10 % discount.
 
     Hyperparameters are public and named like the constructor's arguments; the learned state is private.
@@ -85,16 +91,7 @@ class PriceSensitivityLearner:
             intercept_lr=learning_rate,
         )
         self._mean_weight = stats.Mean()
-        self._drift = DriftMonitor(delta=drift_delta)
-        self._n = 0
-
-    @property
-    def version(self) -> str:
-        return f"{self.name}@{self._n}"
-
-    @property
-    def drift(self) -> DriftMonitor:
-        return self._drift
+        self._start(drift_delta)
 
     def learn_one(
         self, x: Mapping[str, float], y: float | bool | None, *, weight: float = 1.0, ts_ms: int | None = None
@@ -131,20 +128,11 @@ class PriceSensitivityLearner:
         z = _design(scaled(self._scaler, context), share, flat)
         return float(self._model.predict_proba_one(z)[True])
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "learner": self.name,
-            "params": self._params(),
-            "n_learned": self._n,
-            "state": pack((self._scaler, self._model, self._mean_weight)),
-            "drift": self._drift.snapshot(),
-        }
+    def _learned(self) -> tuple[Any, ...]:
+        return (self._scaler, self._model, self._mean_weight)
 
-    def restore(self, state: Mapping[str, Any]) -> None:
-        check_snapshot(self.name, state, self._params())
-        self._scaler, self._model, self._mean_weight = unpack(state["state"])
-        self._drift.restore(state["drift"])
-        self._n = int(state["n_learned"])
+    def _set_learned(self, learned: tuple[Any, ...]) -> None:
+        self._scaler, self._model, self._mean_weight = learned
 
     def _params(self) -> dict[str, Any]:
         return {

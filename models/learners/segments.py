@@ -40,7 +40,7 @@ from typing import Any
 
 from river import cluster, preprocessing
 
-from models.learners.base import DriftMonitor, check_snapshot, clean, pack, scaled, unpack
+from models.learners.base import RiverLearner, clean, scaled
 
 
 class _StableKMeans(cluster.KMeans):
@@ -71,7 +71,7 @@ def nearest(centers: Mapping[int, Mapping[str, float]], z: Mapping[str, float]) 
     return best, best_d
 
 
-class SegmentLearner:
+class SegmentLearner(RiverLearner):
     """Segment id of a behaviour vector by online k-means; ``learn_one(x, None)`` (labels and weights ignored).
 
     Hyperparameters are public and named like the constructor's arguments; the learned state is private.
@@ -97,16 +97,7 @@ class SegmentLearner:
         self._buffer: list[dict[str, float]] | None = []  # raw vectors until the centres are seeded, then None
         self._scaler = preprocessing.StandardScaler()
         self._kmeans = _StableKMeans(n_clusters=n_clusters, halflife=halflife, mu=0.0, sigma=1.0, seed=seed)
-        self._drift = DriftMonitor(delta=drift_delta)
-        self._n = 0
-
-    @property
-    def version(self) -> str:
-        return f"{self.name}@{self._n}"
-
-    @property
-    def drift(self) -> DriftMonitor:
-        return self._drift
+        self._start(drift_delta)
 
     def learn_one(
         self, x: Mapping[str, float], y: float | bool | None = None, *, weight: float = 1.0, ts_ms: int | None = None
@@ -161,20 +152,11 @@ class SegmentLearner:
         """The segments' centres in standardised units (a copy)."""
         return {c: dict(center) for c, center in self._kmeans.centers.items()}
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "learner": self.name,
-            "params": self._params(),
-            "n_learned": self._n,
-            "state": pack((self._scaler, self._kmeans, self._buffer)),
-            "drift": self._drift.snapshot(),
-        }
+    def _learned(self) -> tuple[Any, ...]:
+        return (self._scaler, self._kmeans, self._buffer)
 
-    def restore(self, state: Mapping[str, Any]) -> None:
-        check_snapshot(self.name, state, self._params())
-        self._scaler, self._kmeans, self._buffer = unpack(state["state"])
-        self._drift.restore(state["drift"])
-        self._n = int(state["n_learned"])
+    def _set_learned(self, learned: tuple[Any, ...]) -> None:
+        self._scaler, self._kmeans, self._buffer = learned
 
     def _params(self) -> dict[str, Any]:
         return {
