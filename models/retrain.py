@@ -208,10 +208,10 @@ def _data_window(config: RetrainConfig, data: TrainingData) -> dict[str, Any]:
 
 
 def _holdout_start(data: TrainingData, holdout_days: int) -> str | None:
-    if len(data.intent) == 0:
+    days = data.intent.days
+    if days is None:
         return None
-    last = int(data.intent.arrays()[3].max())
-    return date.fromordinal(last - holdout_days + 1).isoformat()
+    return (days[1] - timedelta(days=holdout_days - 1)).isoformat()
 
 
 def _train_model(

@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import shutil
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -46,6 +44,7 @@ from models.features import as_row
 from models.registry import Registry, Snapshot
 from models.retrain import NIGHTLY_PARAMS, RetrainConfig, retrain
 from models.sampling import DEFAULT_TIERS
+from stream.benchmark import machine
 from stream.jsonl import dumps_line, open_binary
 from stream.replay import replay_files
 from stream.settings import Settings, load_settings
@@ -312,7 +311,7 @@ def run(
         "what": "online intent learner vs nightly XGBoost snapshot on the abrupt scenario (see the docstring)",
         "recovered_after_hours": {m: recovered_after(rows, m, recovered_gap) for m in ("online", "snapshot")},
         "recovered_gap": recovered_gap,
-        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "scenario": {"name": "abrupt", "days": days, "users": users, "seed": seed, "shift_at_day": days / 2},
         "events": sim["events"],

@@ -32,6 +32,7 @@ import orjson
 
 from bandits.offers import default_catalogue
 from models.archive import ArchiveWriter, archive_days
+from stream.benchmark import machine
 from stream.simulator import Simulation
 from stream.simulator.closed_loop import closed_loop_run
 
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"scratch / warm wall time: {ratio:.2f}" if ratio else "")
     results = {
         "what": "offerstream retrain as a child process on a generated archive; wall time and child peak RSS",
-        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "archive": {"days": len(days), "users": args.users, "seed": args.seed, "size_mb": round(size_mb, 1)}
         | generated,

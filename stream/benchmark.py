@@ -40,7 +40,7 @@ from stream.worker import run_worker
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _machine() -> dict[str, Any]:
+def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     results: dict[str, Any] = {
-        "machine": _machine(),
+        "machine": machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     with tempfile.TemporaryDirectory(prefix="offerstream-bench-") as tmp:
