@@ -51,6 +51,7 @@ from stream.contract import Event, event_to_dict, parse_event
 from stream.errors import DeadLetterReason, InvalidMessage
 from stream.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
 from stream.settings import ProcessingSettings
+from stream.state import InMemoryStore
 from stream.tracking import ClosedSession, StateTracker, Tracked, TrackedEvent
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class Processor:
         self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
 
     @property
-    def store(self) -> Any:
+    def store(self) -> InMemoryStore:
         return self.tracker.store
 
     @property
@@ -193,10 +194,14 @@ class Processor:
         snapshot = self.model_snapshot
         if snapshot is None:
             return
-        points = [s for s in steps if s.tracked is not None and s.tracked.features is not None]
+        points: list[_Step] = []
+        feats: list[dict[str, float]] = []
+        for step in steps:
+            if step.tracked is not None and step.tracked.features is not None:
+                points.append(step)
+                feats.append(step.tracked.features)
         if not points:
             return
-        feats = [s.tracked.features for s in points if s.tracked is not None and s.tracked.features is not None]
         if snapshot.has("intent"):
             intent = snapshot.score("intent", np.stack([as_row(f, snapshot.columns("intent")) for f in feats]))
             for step, p in zip(points, intent.tolist(), strict=True):
