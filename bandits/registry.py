@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from bandits.base import Policy
 from bandits.baselines import FixedOfferPolicy, UniformPolicy
+from bandits.linear_thompson import LinearThompson
+from bandits.linucb import LinUCB
 from bandits.thompson import ConjugateThompson
 from stream.settings import PolicySettings
 
@@ -21,7 +24,26 @@ def _thompson(s: PolicySettings) -> Policy:
     )
 
 
+def _linear(s: PolicySettings) -> dict[str, Any]:
+    return {
+        "context": s.context,
+        "lift_context": s.lift_context,
+        "mc_samples": s.mc_samples,
+        "propensity_floor": s.propensity_floor,
+        "prior_precision": s.prior_precision,
+        "lift_prior_precision": s.lift_prior_precision,
+        "prior_shape": s.noise_prior_shape,
+        "prior_scale": s.noise_prior_scale,
+        "forget_half_life": s.forget_half_life,
+        "prior_coefficients": s.prior_coefficients,
+        "value_key": s.value_key,
+        "exploration": s.exploration,
+    }
+
+
 POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
+    "linear_thompson": lambda s: LinearThompson(**_linear(s)),
+    "linucb": lambda s: LinUCB(ucb_alpha=s.ucb_alpha, **_linear(s)),
     "thompson": _thompson,
     "uniform": lambda s: UniformPolicy(),
     "fixed": lambda s: FixedOfferPolicy(s.fixed_offer),

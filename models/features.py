@@ -9,7 +9,7 @@ Two families:
 
 * **Behaviour** (:data:`FEATURE_NAMES`, :func:`behaviour_features`): what the events alone say — the session's
   counts and rates, cart value, prices seen against the user's usual, the user's activity over rolling windows,
-  recency / frequency / monetary history, time of day and week, device. A pure function of the event sequence,
+  recency / frequency / monetary history, time of day and week, device, the channel the session came from. A pure function of the event sequence,
   so a replay of the archive rebuilds it exactly; the snapshot models and the online intent learner see these.
 * **Offer history** (:data:`OFFER_HISTORY_NAMES`): how this user answered offers before (offers shown, bought
   after one). It depends on the policy's past choices, so it is kept by the decision stage and logged with
@@ -43,7 +43,7 @@ import numpy as np
 
 from stream.state import SessionState, UserState
 
-FEATURES_VERSION = "behaviour-v2"
+FEATURES_VERSION = "behaviour-v3"
 
 DAY_MS = 86_400_000
 HALF_LIVES_DAYS = (1, 14)
@@ -82,7 +82,10 @@ _HISTORY = (
     "avg_order_value",
 )
 _CONTEXT = ("hour_sin", "hour_cos", "weekday", "weekend", "mobile", "tablet", "desktop")
-FEATURE_NAMES: tuple[str, ...] = _SESSION + _WINDOWS + _HISTORY + _CONTEXT
+# Where the session came from (its first event's ``referrer``): one indicator per channel, all 0 when unknown.
+REFERRER_CHANNELS = ("direct", "search", "email", "social", "ads")
+_CHANNEL = tuple(f"from_{c}" for c in REFERRER_CHANNELS)
+FEATURE_NAMES: tuple[str, ...] = _SESSION + _WINDOWS + _HISTORY + _CONTEXT + _CHANNEL
 OFFER_HISTORY_NAMES: tuple[str, ...] = ("offers_shown", "offers_converted", "offer_conversion_rate")
 
 if len(UserState("", 0, 0).decayed) != len(ROLLING) * len(HALF_LIVES_DAYS) or len(HALF_LIVES_DAYS) != 2:
@@ -172,6 +175,7 @@ def behaviour_features(session: SessionState, user: UserState, event_ms: int, tz
         1.0 if device == "mobile" else 0.0,
         1.0 if device == "tablet" else 0.0,
         1.0 if device == "desktop" else 0.0,
+        *(1.0 if session.referrer == channel else 0.0 for channel in REFERRER_CHANNELS),
     ]
     return dict(zip(FEATURE_NAMES, values, strict=True))
 

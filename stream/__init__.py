@@ -1,1 +1,12 @@
-"""stream."""
+"""stream: the edges and the loop (sources, sinks, the processing core, state, replay, the CLI).
+
+A worker's linear algebra is tiny (the bandit's posterior is under a hundred dimensions), and a worker runs one
+process per core: BLAS threads would only contend with each other and with the worker (measured: 12× slower
+decisions on a busy 2-core machine). Unless the operator says otherwise, BLAS runs single-threaded; XGBoost's
+own threads (OpenMP, ``retrain --threads``) are not affected. This must happen before numpy is first imported.
+"""
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")

@@ -8,13 +8,13 @@ vectorised call while the outputs stay identical to processing the records one a
    advance the event-time watermark; update the user's and the session's state; close idle sessions; at
    decision points compute the behaviour features. None of this depends on the policy's choices.
 2. **Snapshot scores**: the nightly XGBoost snapshot scores every decision point of the batch at once
-   (intent, and the lift of a 10 % discount from the price-sensitivity model).
+   (intent; from the price-sensitivity model each offer's purchase probability and a 10 % discount's lift).
 3. **Decisions and learning**, record by record in the same order: close the attribution windows the
    watermark passed (reward 0) and attribute purchases (reward = margin × revenue − cost); the policy and the
    price-sensitivity learner learn each reward; closed sessions teach the intent learner (features of their
    first decision point, label: bought) and the segmenter; at a decision point the online learners score,
-   the context (behaviour features, offer history, both models' scores, segment) goes to the policy, which
-   chooses an offer with its propensity, and the decision is emitted.
+   the context (behaviour features, offer history, both models' scores, segment) decides which offers the
+   eligibility rules allow, the policy chooses one of those with its propensity, and the decision is emitted.
 
 Stage 3 reads only what stage 1 computed and its own state, and stage 1 never reads stage 3's, so running
 stage 1 over the whole batch first changes nothing. Randomness for a decision comes from a generator seeded
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bandits.base import Policy
+from bandits.eligibility import Eligibility
 from bandits.rewards import OpenDecision, Resolution, RewardLedger
 from models.features import (
     FEATURE_NAMES,
@@ -97,6 +99,7 @@ class Processor:
         model_snapshot: SnapshotModels | None = None,
         tz: tzinfo = UTC,
         archive_events: bool = False,
+        eligibility: Eligibility | None = None,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -105,6 +108,7 @@ class Processor:
         self.learners = dict(learners) if learners is not None else make_learners(seed)
         self.model_snapshot = model_snapshot
         self.archive_events = archive_events
+        self.eligibility = eligibility
         self.ledger = RewardLedger(settings.offers, settings.margin, int(settings.attribution_window_s * 1000))
         self.offer_history: dict[str, list[int]] = {}  # user -> [offers shown, bought after one]
         self.counters: Counter[str] = Counter()
@@ -207,14 +211,24 @@ class Processor:
             for step, p in zip(points, intent.tolist(), strict=True):
                 step.snapshot_scores["intent_snapshot"] = round(p, 6)
         if snapshot.has("price"):
-            columns = snapshot.columns("price")
-            rows = []
-            for f in feats:
-                rows.append(as_row({**f, OFFER_SHARE: 0.0, OFFER_FLAT: 0.0}, columns))
-                rows.append(as_row({**f, OFFER_SHARE: LIFT_SHARE, OFFER_FLAT: 0.0}, columns))
-            p = snapshot.score("price", np.stack(rows)).tolist()
-            for i, step in enumerate(points):
-                step.snapshot_scores["lift_snapshot"] = round(p[2 * i + 1] - p[2 * i], 6)
+            self._score_offers(snapshot, points, feats)
+
+    def _score_offers(
+        self, snapshot: SnapshotModels, points: Sequence[_Step], feats: Sequence[dict[str, float]]
+    ) -> None:
+        """The price model's purchase probability under each offer's terms (``buy_snapshot:<offer>``, the linear
+        policies' prior), and from it the lift of a 10 % discount."""
+        offers = self.settings.offers.offers
+        terms = sorted({(0.0, 0.0), (LIFT_SHARE, 0.0)} | {(o.share, float(o.flat_fee > 0)) for o in offers})
+        at = {t: i for i, t in enumerate(terms)}
+        columns = snapshot.columns("price")
+        rows = [as_row({**f, OFFER_SHARE: share, OFFER_FLAT: flat}, columns) for f in feats for share, flat in terms]
+        p = snapshot.score("price", np.stack(rows)).reshape(len(feats), len(terms))
+        for step, probs in zip(points, p.tolist(), strict=True):
+            scores = step.snapshot_scores
+            scores["lift_snapshot"] = round(probs[at[(LIFT_SHARE, 0.0)]] - probs[at[(0.0, 0.0)]], 6)
+            for o in offers:
+                scores[f"buy_snapshot:{o.name}"] = round(probs[at[(o.share, float(o.flat_fee > 0))]], 6)
 
     # -- stage 3: rewards, learning, decisions ----------------------------------------------------------
     def _decision_stage(self, t: Tracked, snapshot_scores: dict[str, float]) -> list[Output]:
@@ -274,15 +288,27 @@ class Processor:
             scores["segment"] = segments.predict_one(user_vector(features))
         return scores
 
+    def _margin_values(self, features: Mapping[str, float]) -> dict[str, float]:
+        """What each offer leaves the shop if the cart as it stands is bought: margin × cart value − the offer's cost.
+
+        Known exactly at the decision, so the policy need not learn the economics, only who buys under which offer.
+        """
+        cart = features.get("cart_value", math.nan)
+        if math.isnan(cart) or cart <= 0.0:
+            return {}
+        margin = self.settings.margin
+        return {f"margin_value:{o.name}": round(margin * cart - o.cost(cart), 6) for o in self.settings.offers.offers}
+
     def _decide(self, t: Tracked, features: dict[str, float], snapshot_scores: dict[str, float]) -> Output:
         event = t.event
         decision_id, stream_key = decision_id_for(event.event_id)
         shown, converted = self.offer_history.get(event.user_id, (0, 0))
-        context = features | offer_history_features(shown, converted)
+        context = features | offer_history_features(shown, converted) | self._margin_values(features)
         scores = self.online_scores(context) | snapshot_scores
         rng = np.random.default_rng([self.seed, stream_key])
         version = self.policy.version
-        choice = self.policy.choose(context | scores, self._offers, rng)
+        eligible = self.eligibility.eligible(context | scores) if self.eligibility is not None else self._offers
+        choice = self.policy.choose(context | scores, eligible, rng)
         self.ledger.open(
             OpenDecision(
                 decision_id=decision_id,
@@ -314,9 +340,11 @@ class Processor:
             "offer_terms": {"share": offer.share, "flat_fee": offer.flat_fee},
             "propensity": choice.propensity,
             "propensities": dict(choice.propensities),
+            "eligible": list(eligible),
             "policy": self.policy.name,
             "model_versions": versions,
-            "scores": scores | dict(choice.scores),
+            "scores": scores,
+            "policy_scores": dict(choice.scores),
             "features": context,
         }
         return Output(OutputKind.DECISION, event.user_id.encode(), body)

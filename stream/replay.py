@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from bandits.eligibility import Eligibility
 from bandits.registry import make_policy
 from models.archive import ArchiveWriter
 from models.features import FEATURES_VERSION
@@ -43,6 +44,7 @@ def build_processor(settings: Settings, model_snapshot: SnapshotModels | None = 
         model_snapshot=model_snapshot,
         tz=ZoneInfo(m.timezone),
         archive_events=m.archive is not None,
+        eligibility=Eligibility(settings.policy.eligibility, settings.processing.offers),
     )
 
 

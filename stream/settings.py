@@ -36,6 +36,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bandits.context import DEFAULT_CONTEXT, DEFAULT_LIFT_CONTEXT, ContextEncoder
+from bandits.eligibility import Eligibility, EligibilityRule
+from bandits.linear import VALUE_KEY, WARM_START
 from bandits.offers import Catalogue
 from stream.contract import EVENT_TYPES
 from stream.errors import ConfigError
@@ -134,18 +137,57 @@ class ProcessingSettings(BaseModel):
 
 
 class PolicySettings(BaseModel):
-    """Which bandit policy decides, and its knobs."""
+    """Which bandit policy decides, and its knobs (see ``bandits/``: each policy's docstring says what they do)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Literal["thompson", "uniform", "fixed"] = "thompson"
+    name: Literal["linear_thompson", "linucb", "thompson", "uniform", "fixed"] = "linear_thompson"
     mc_samples: int = Field(1000, ge=10, le=1_000_000, description="Monte Carlo draws for TS propensities")
     propensity_floor: float = Field(0.01, ge=0, lt=1, description="no eligible offer is chosen less often")
+    context: tuple[str, ...] = Field(
+        DEFAULT_CONTEXT, min_length=1, description="linear policies' context terms (see bandits/context.py)"
+    )
+    lift_context: tuple[str, ...] = Field(
+        DEFAULT_LIFT_CONTEXT, description="linear policies: terms with a coefficient of their own per offer"
+    )
+    prior_precision: float = Field(1.0, gt=0, description="linear policies: prior precision λ of the coefficients")
+    noise_prior_shape: float = Field(
+        2.0, gt=0, description="linear policies: inverse-gamma shape of the profit noise variance prior"
+    )
+    noise_prior_scale: float = Field(
+        300.0, gt=0, description="linear policies: its scale (prior mean variance scale/(shape-1): one decision's)"
+    )
+    lift_prior_precision: float = Field(
+        1.0, gt=0, description="linear policies: prior precision of the offers' own (lift) coefficients"
+    )
+    prior_coefficients: dict[str, float] = Field(
+        default_factory=lambda: dict(WARM_START),
+        description="linear policies: prior mean of a context term's coefficient (warm start from the snapshot)",
+    )
+    value_key: str | None = Field(
+        VALUE_KEY, description="linear policies: context key prefix of each offer's value at stake (None: model profit)"
+    )
+    forget_half_life: float | None = Field(
+        20_000.0, gt=0, description="linear policies: rewards after which old evidence weighs half (None: never)"
+    )
+    exploration: float = Field(
+        1.0, gt=0, description="linear TS: scale on the posterior spread it samples from (below 1 explores less)"
+    )
+    ucb_alpha: float = Field(1.5, ge=0, description="LinUCB: predictive standard deviations added to the mean")
     prior_mean: float = 0.0
     prior_strength: float = Field(1.0, gt=0, description="pseudo-observations behind the prior mean")
     prior_shape: float = Field(1.0, gt=0, description="inverse-gamma shape of the reward variance prior")
     prior_scale: float = Field(25.0, gt=0, description="inverse-gamma scale of the reward variance prior")
     fixed_offer: str = "none"
+    eligibility: tuple[EligibilityRule, ...] = Field(
+        (), description="rules removing offers from a request before the policy chooses (bandits/eligibility.py)"
+    )
+
+    @field_validator("context", "lift_context")
+    @classmethod
+    def _terms_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        ContextEncoder(value)  # raises ValueError naming the bad term
+        return value
 
 
 class ModelSettings(BaseModel):
@@ -212,11 +254,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
-    def _fixed_offer_exists(self) -> Settings:
+    def _policy_fits_catalogue(self) -> Settings:
         if self.policy.name == "fixed" and self.policy.fixed_offer not in self.processing.offers.names:
             raise ValueError(
                 f"policy.fixed_offer {self.policy.fixed_offer!r} is not in the catalogue {self.processing.offers.names}"
             )
+        Eligibility(self.policy.eligibility, self.processing.offers)  # raises ValueError naming a bad rule
         return self
 
 

@@ -6,7 +6,9 @@ offer, the session stays open to a later decision point); answers to other event
 
 Regret without purchase noise: over the *decided* events (an offer was shown), ``oracle_profit`` sums the
 best offer's expected reward, ``chosen_profit`` the chosen offer's and ``none_profit`` that of ``none``;
-``regret = oracle_profit - chosen_profit``.
+``regret = oracle_profit - chosen_profit``. ``fixed_profit[o]`` sums offer ``o``'s expected reward over the same
+decision points: what always showing ``o`` would have earned there (its maximum is the best fixed offer, on
+exactly the decisions the policy faced).
 
 >>> from stream.simulator import Simulation
 >>> sim = Simulation(days=1, users=200, seed=1, closed_loop=True)
@@ -34,6 +36,7 @@ def closed_loop_run(sim: Simulation, decide: Decide, max_events: int | None = No
     decided = no_offer = ignored = events = 0
     oracle = chosen = none = 0.0
     chosen_counts: Counter[str] = Counter()
+    fixed: Counter[str] = Counter()
     while max_events is None or events < max_events:
         ev = sim.next_event()
         if ev is None:
@@ -54,6 +57,7 @@ def closed_loop_run(sim: Simulation, decide: Decide, max_events: int | None = No
             oracle += max(expected.values())
             chosen += expected[offer]
             none += expected.get("none", 0.0)
+            fixed.update(expected)
         elif offer is None:
             no_offer += 1
         sim.respond(event_id, offer, decision_id)
@@ -67,6 +71,7 @@ def closed_loop_run(sim: Simulation, decide: Decide, max_events: int | None = No
         "oracle_profit": round(oracle, 4),
         "chosen_profit": round(chosen, 4),
         "none_profit": round(none, 4),
+        "fixed_profit": {o: round(v, 4) for o, v in sorted(fixed.items())},
         "regret": round(oracle - chosen, 4),
     }
     return out

@@ -39,6 +39,16 @@ REFERRERS: tuple[tuple[str, float], ...] = (
     ("social", 0.13),
     ("ads", 0.15),
 )
+# Where a session comes from depends on who the shopper is (a modelling assumption, not a published figure):
+# bargain hunters arrive through ads (deal and price-comparison placements) and search, loyal customers type
+# the address or follow the newsletter, convenience shoppers come from social and ads on their phones. Mixed
+# by the segments' shares, the channels keep the overall shares of REFERRERS within a point or two.
+REFERRERS_BY_SEGMENT: dict[str, tuple[tuple[str, float], ...]] = {
+    "bargain_hunter": (("direct", 0.10), ("search", 0.40), ("email", 0.10), ("social", 0.10), ("ads", 0.30)),
+    "convenience": (("direct", 0.25), ("search", 0.25), ("email", 0.05), ("social", 0.25), ("ads", 0.20)),
+    "loyal": (("direct", 0.60), ("search", 0.10), ("email", 0.25), ("social", 0.03), ("ads", 0.02)),
+    "browser": (("direct", 0.35), ("search", 0.35), ("email", 0.12), ("social", 0.10), ("ads", 0.08)),
+}
 BROWSE_TYPES: tuple[tuple[str, float], ...] = (("page_view", 0.45), ("product_view", 0.40), ("search", 0.15))
 TABLET_SHARE_OF_NON_MOBILE = 0.2
 
@@ -167,7 +177,7 @@ class Session:
         else:
             tablet = (u - shopper.mobile) / (1.0 - shopper.mobile) < TABLET_SHARE_OF_NON_MOBILE
             self.device = "tablet" if tablet else "desktop"
-        self.referrer = _pick(REFERRERS, draws.u())
+        self.referrer = _pick(REFERRERS_BY_SEGMENT.get(shopper.segment, REFERRERS), draws.u())
         self.intent = shopper.intent + SESSION_INTENT_SD * draws.normal()
         u_cart = draws.u()
         self.u_checkout = draws.u()

@@ -27,7 +27,7 @@ def test_at_most_one_decision_per_session_by_default_at_cart_and_checkout():
         assert abs(sum(d["propensities"].values()) - 1) < 1e-9
         assert d["propensities"][d["offer"]] == d["propensity"]
         assert set(d["propensities"]) == {"none", "discount_5", "discount_10", "discount_15", "free_shipping"}
-        assert d["model_versions"]["features"] and d["policy"] == "thompson"
+        assert d["model_versions"]["features"] and d["policy"] == "linear_thompson"
 
 
 def test_decision_events_and_count_are_configurable():

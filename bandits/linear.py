@@ -1,0 +1,167 @@
+"""What the two linear policies share: one Bayesian linear model of the reward of every offer, on the context.
+
+**The economics are known, the behaviour is learned.** At a decision the shop knows what it keeps if the cart
+is bought under each offer (``margin_value:<offer>`` = margin × cart value − the offer's cost, computed by the
+processor). With ``value_key="margin_value"`` the model predicts ``margin_value(o) × p(x, o)``, where ``p`` is a
+linear purchase probability, and it is fitted to the profit itself (the rows it learns from are the context
+times the value at stake). The policy never has to discover from noisy profits that a 15 % discount costs
+three times a 5 % one, only whether it makes this shopper buy. The probabilities it samples or bounds are
+clipped to [0, 1] before they are multiplied by the value: a linear probability model extrapolates below 0,
+and unclipped, a negative "probability" would make the offer with the least at stake (the biggest discount)
+look best. Without ``value_key`` the model predicts the reward itself (e.g. a click) and nothing is clipped.
+
+**One model with offer-interaction terms, not one model per offer.** ``p(x, o) = θ·x + β_o·l`` where ``x`` is
+the full context (``context``: both models' scores, segment, cart, history, time, device) and ``l`` a few terms
+on which offers' effects differ (``lift_context``: the models' lift scores, the segment, cart size, price
+sensitivity signals, device). The baseline ``θ`` — who buys at all, which is most of what there is to learn —
+is learned from every decision whatever the offer, and each offer needs only its few lift coefficients. A
+model per offer ("disjoint", Li et al. 2010) learns the baseline five times over from a fifth of the data each:
+on the simulator (30 days, 8,000 shoppers, ~10,000 decisions) the disjoint version earned 86.6 % of the
+oracle's profit against 89.3 % for always showing nothing, so it never paid for its exploration. Offers share
+one posterior, so their sampled rewards are correlated and are drawn jointly. An offer seen for the first time
+adds its lift block to the posterior with the prior alone (exact, see :meth:`LinearPosterior.grow`).
+
+The prior is warm-started from the nightly snapshot: ``prior_coefficients`` (default ``{"arm:buy_snapshot": 1}``)
+makes the prior purchase probability under each offer the snapshot's price model's probability under that
+offer's terms, which the posterior then corrects; without a snapshot the term is 0 and the prior is flat.
+Forgetting is by rewards received: each reward ages the posterior by ``γ = 2^(−1/forget_half_life)`` (see
+:mod:`bandits.linear_model`), so after a drift old evidence fades and uncertainty returns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bandits.base import Choice
+from bandits.context import DEFAULT_CONTEXT, DEFAULT_LIFT_CONTEXT, ContextEncoder, offer_values
+from bandits.linear_model import LinearPosterior
+
+WARM_START = {"arm:buy_snapshot": 1.0}
+VALUE_KEY = "margin_value"
+
+
+class LinearArms:
+    """The shared posterior and the design rows of a context; subclasses turn predictions into probabilities."""
+
+    name = "linear"
+
+    def __init__(
+        self,
+        context: Sequence[str] = DEFAULT_CONTEXT,
+        lift_context: Sequence[str] = DEFAULT_LIFT_CONTEXT,
+        mc_samples: int = 1000,
+        propensity_floor: float = 0.01,
+        prior_precision: float = 1.0,
+        lift_prior_precision: float = 1.0,
+        prior_shape: float = 2.0,
+        prior_scale: float = 300.0,
+        forget_half_life: float | None = 20_000.0,
+        prior_coefficients: Mapping[str, float] | None = None,
+        value_key: str | None = VALUE_KEY,
+        exploration: float = 1.0,
+    ) -> None:
+        self.context = tuple(context)
+        self.lift_context = tuple(lift_context)
+        self.mc_samples = mc_samples
+        self.propensity_floor = propensity_floor
+        self.prior_precision = prior_precision
+        self.lift_prior_precision = lift_prior_precision
+        self.prior_shape = prior_shape
+        self.prior_scale = prior_scale
+        self.forget_half_life = forget_half_life
+        self.prior_coefficients = dict(WARM_START if prior_coefficients is None else prior_coefficients)
+        self.value_key = value_key
+        self.exploration = exploration
+        self._base = ContextEncoder(self.context)
+        self._lift = ContextEncoder(self.lift_context)
+        prior_mean = np.zeros(self._base.dim)
+        for term, value in self.prior_coefficients.items():
+            if term in self._base.names:
+                prior_mean[self._base.names.index(term)] = value
+        self._gamma = 1.0 if forget_half_life is None else 2.0 ** (-1.0 / forget_half_life)
+        self._posterior = LinearPosterior(self._base.dim, prior_precision, prior_shape, prior_scale, prior_mean)
+        self._blocks: dict[str, int] = {}  # offer -> index of its lift block, in order of first sight
+        self._rewards = 0
+
+    @property
+    def version(self) -> str:
+        return f"{self.name}@{self._rewards}"
+
+    def values(self, context: Mapping[str, Any], offers: Sequence[str]) -> np.ndarray | None:
+        """Each offer's value at stake (None without ``value_key``: the model predicts the reward itself)."""
+        return None if self.value_key is None else offer_values(context, self.value_key, offers)
+
+    def _design(self, context: Mapping[str, Any], offers: Sequence[str]) -> np.ndarray:
+        """One row per offer: the context, then the offer's lift terms in its own block (not value-scaled)."""
+        new = [o for o in dict.fromkeys(offers) if o not in self._blocks]
+        for offer in new:
+            self._blocks[offer] = len(self._blocks)
+        if new:
+            self._posterior.grow(len(new) * self._lift.dim, precision=self.lift_prior_precision)
+        base = self._base.encode(context, offers)
+        lift = self._lift.encode(context, offers)
+        rows = np.zeros((len(offers), self._posterior.dim))
+        rows[:, : base.shape[1]] = base
+        width = self._lift.dim
+        for j, offer in enumerate(offers):
+            start = self._base.dim + self._blocks[offer] * width
+            rows[j, start : start + width] = lift[j]
+        return rows
+
+    def predict(self, context: Mapping[str, Any], offers: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
+        """The joint predictive of ``p(x, o)`` for the offers (the purchase probability with ``value_key``, the
+        reward without): means, scale matrix (times ``exploration²``: below 1 the policy samples closer to the
+        mean and explores less), dof."""
+        means, scale, dof = self._posterior.predictive_joint(self._design(context, offers))
+        return means, self.exploration**2 * scale, dof
+
+    def to_reward(self, p: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        """Predicted ``p`` (one column per offer) to rewards: clipped to [0, 1] and times the values at stake."""
+        return p if values is None else np.clip(p, 0.0, 1.0) * values
+
+    def choose(self, context: Mapping[str, float], offers: Sequence[str], rng: np.random.Generator) -> Choice:
+        raise NotImplementedError
+
+    def update(self, context: Mapping[str, float], offer: str, reward: float, propensity: float) -> None:
+        if not math.isfinite(reward):
+            raise ValueError(f"reward {reward!r} is not a finite number")
+        row = self._design(context, [offer])[0]
+        values = self.values(context, [offer])
+        if values is not None:
+            row *= values[0]
+        self._rewards += 1
+        self._posterior.decay(self._gamma)
+        self._posterior.update(row, float(reward))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "context": list(self.context),
+            "lift_context": list(self.lift_context),
+            "value_key": self.value_key,
+            "rewards": self._rewards,
+            "offers": sorted(self._blocks, key=self._blocks.__getitem__),
+            "posterior": self._posterior.snapshot(),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        layout = (list(self.context), list(self.lift_context), self.value_key)
+        if (state["context"], state["lift_context"], state["value_key"]) != layout:
+            raise ValueError(
+                f"snapshot's context {state['context']}, lift context {state['lift_context']} and value key "
+                f"{state['value_key']!r} are not the configured {layout}"
+            )
+        self._blocks = {}
+        self._posterior = LinearPosterior(
+            self._base.dim,
+            self.prior_precision,
+            self.prior_shape,
+            self.prior_scale,
+            self._posterior.prior_mean[: self._base.dim],
+        )
+        self._design({}, state["offers"])
+        self._posterior.restore(state["posterior"])
+        self._rewards = int(state["rewards"])
