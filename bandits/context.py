@@ -29,7 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from models.features import REFERRER_CHANNELS
+
 CLIP = 100.0
+
+# One indicator per cluster of the online segmenter (models/learners/segments.py, 4 by default), and per channel
+# the session came from (the features' own list; ``search``, the commonest, is the level the intercept holds).
+SEGMENT_TERMS: tuple[str, ...] = tuple(f"segment=={k}" for k in range(4))
+CHANNEL_TERMS: tuple[str, ...] = tuple(f"from_{c}" for c in REFERRER_CHANNELS if c != "search")
 
 # The shop's default context: both models' scores, the segment, the cart and its stage, the shopper's history
 # and answers to past offers, time and device, and each offer's purchase probability under the nightly snapshot.
@@ -38,10 +45,7 @@ DEFAULT_CONTEXT: tuple[str, ...] = (
     "intent_online",
     "lift_snapshot",
     "lift_online",
-    "segment==0",
-    "segment==1",
-    "segment==2",
-    "segment==3",
+    *SEGMENT_TERMS,
     "cart_value/100",
     "log1p:cart_value",
     "checkouts",
@@ -52,10 +56,7 @@ DEFAULT_CONTEXT: tuple[str, ...] = (
     "offer_conversion_rate",
     "log1p:offers_shown",
     "mobile",
-    "from_direct",
-    "from_email",
-    "from_social",
-    "from_ads",
+    *CHANNEL_TERMS,
     "weekend",
     "hour_sin",
     "hour_cos",
@@ -66,19 +67,13 @@ DEFAULT_CONTEXT: tuple[str, ...] = (
 DEFAULT_LIFT_CONTEXT: tuple[str, ...] = (
     "lift_snapshot",
     "lift_online",
-    "segment==0",
-    "segment==1",
-    "segment==2",
-    "segment==3",
+    *SEGMENT_TERMS,
     "log1p:cart_value",
     "log1p:purchases_total",
     "price_vs_usual",
     "offer_conversion_rate",
     "mobile",
-    "from_direct",
-    "from_email",
-    "from_social",
-    "from_ads",
+    *CHANNEL_TERMS,
 )
 
 _TERM = re.compile(

@@ -305,10 +305,11 @@ class Processor:
         shown, converted = self.offer_history.get(event.user_id, (0, 0))
         context = features | offer_history_features(shown, converted) | self._margin_values(features)
         scores = self.online_scores(context) | snapshot_scores
+        seen = context | scores  # what the rules and the policy see, and what the reward's learning gets back
         rng = np.random.default_rng([self.seed, stream_key])
         version = self.policy.version
-        eligible = self.eligibility.eligible(context | scores) if self.eligibility is not None else self._offers
-        choice = self.policy.choose(context | scores, eligible, rng)
+        eligible = self.eligibility.eligible(seen) if self.eligibility is not None else self._offers
+        choice = self.policy.choose(seen, eligible, rng)
         self.ledger.open(
             OpenDecision(
                 decision_id=decision_id,
@@ -318,7 +319,7 @@ class Processor:
                 propensity=choice.propensity,
                 ts_ms=event.ts_ms,
                 deadline_ms=event.ts_ms + self.ledger.window_ms,
-                context=context | scores,
+                context=seen,
             )
         )
         offer = self.settings.offers[choice.offer]
