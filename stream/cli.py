@@ -18,7 +18,7 @@ import orjson
 
 from stream import logs
 from stream.errors import ConfigError
-from stream.settings import Settings, describe, load_settings
+from stream.settings import POLICY_NAMES, Settings, describe, load_settings
 
 log = logging.getLogger("offerstream")
 
@@ -56,7 +56,7 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options every command shares."""
     fn = click.option("--seed", type=int, default=None, help="Root of every random choice (settings: seed).")(fn)
     fn = click.option(
-        "--policy", type=click.Choice(["thompson", "uniform", "fixed"]), default=None, help="Bandit policy."
+        "--policy", type=click.Choice(POLICY_NAMES), default=None, help="Bandit policy (settings: policy.name)."
     )(fn)
     fn = click.option(
         "--log-level",

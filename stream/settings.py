@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -136,12 +136,16 @@ class ProcessingSettings(BaseModel):
         return value
 
 
+PolicyName = Literal["linear_thompson", "linucb", "thompson", "uniform", "fixed"]
+POLICY_NAMES: tuple[str, ...] = get_args(PolicyName)
+
+
 class PolicySettings(BaseModel):
     """Which bandit policy decides, and its knobs (see ``bandits/``: each policy's docstring says what they do)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Literal["linear_thompson", "linucb", "thompson", "uniform", "fixed"] = "linear_thompson"
+    name: PolicyName = "linear_thompson"
     mc_samples: int = Field(1000, ge=10, le=1_000_000, description="Monte Carlo draws for TS propensities")
     propensity_floor: float = Field(0.01, ge=0, lt=1, description="no eligible offer is chosen less often")
     context: tuple[str, ...] = Field(

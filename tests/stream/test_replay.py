@@ -92,3 +92,14 @@ def test_a_line_that_is_not_an_event_is_a_dead_letter_not_an_error(tmp_path):
     _decisions, dead, summary = replay(tmp_path, [f])
     assert summary["decisions"] == 1 and summary["dead_letters"] == 2
     assert [orjson.loads(x)["reason"] for x in dead.splitlines()] == ["not_an_object", "invalid_json"]
+
+
+@pytest.mark.parametrize("policy", ["linear_thompson", "linucb"])
+def test_the_policy_option_runs_every_configurable_policy(tmp_path, events, policy):
+    from bandits.registry import POLICIES
+    from stream.settings import POLICY_NAMES
+
+    assert set(POLICY_NAMES) == set(POLICIES)
+    decisions, _, summary = replay(tmp_path, [events], "--policy", policy, tag=policy)
+    body = orjson.loads(decisions.splitlines()[0])
+    assert summary["decisions"] > 20 and body["policy"] == policy
