@@ -8,7 +8,8 @@ d-dimensional draw. The probability that each offer wins has no closed form, so 
 then drawn from, so the logged propensity is exactly the probability the policy used.
 
 >>> import numpy as np
->>> ts = LinearThompson(context=("x",), lift_context=("x",), mc_samples=2000, forget_half_life=None, value_key=None)
+>>> ts = LinearThompson(context=("x",), lift_context=("x",), lift_by=(), mc_samples=2000, forget_half_life=None,
+...                     value_key=None)
 >>> rng = np.random.default_rng(0)
 >>> for _ in range(300):
 ...     x = float(rng.uniform(-1, 1))

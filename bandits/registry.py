@@ -28,6 +28,7 @@ def _linear(s: PolicySettings) -> dict[str, Any]:
     return {
         "context": s.context,
         "lift_context": s.lift_context,
+        "lift_by": s.lift_by,
         "mc_samples": s.mc_samples,
         "propensity_floor": s.propensity_floor,
         "prior_precision": s.prior_precision,

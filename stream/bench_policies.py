@@ -3,7 +3,8 @@
 **Profit, closed loop.** For each scenario (``stationary`` and ``abrupt`` by default), the simulator's shoppers
 meet the processing core in process (``stream.simulator.closed_loop_run``): every decision point is answered by
 the policy, shoppers respond to the offer shown, purchases become rewards (margin × revenue − the offer's cost)
-that the policy learns from. Each policy runs on the same shoppers and seed for ``--days`` days (default 30). The
+that the policy learns from. Each policy runs on the same shoppers and seed for ``--days`` days (default 60), in
+``--jobs`` processes (default: one per core; each run is deterministic, so the figures do not depend on it). The
 simulator knows every offer's expected reward at every decision point, so for each run this reports
 
 * ``chosen``: the expected profit of the offers the policy chose (no purchase noise), and as a fraction of the
@@ -27,9 +28,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -170,9 +173,10 @@ def decision_cost(contexts: Sequence[Mapping[str, Any]], seed: int) -> dict[str,
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default="stationary,abrupt")
-    parser.add_argument("--days", type=float, default=30.0)
+    parser.add_argument("--days", type=float, default=60.0)
     parser.add_argument("--users", type=int, default=8000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="closed-loop runs in parallel")
     parser.add_argument("--out", type=Path, default=REPO / ".run" / "bench" / "policies.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -185,19 +189,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for name, us in cost["river_learners"].items():
         print(f"  river {name:22s} {us:8.1f} µs (predict + learn)")
     result["closed_loop"] = {}
-    for scenario in args.scenarios.split(","):
+    scenarios = args.scenarios.split(",")
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        runs = {
+            (scenario, p): pool.submit(closed_loop, scenario, args.days, args.users, args.seed, p)
+            for scenario in scenarios
+            for p in POLICIES
+        }
+        by_scenario = {scenario: [runs[scenario, p].result() for p in POLICIES] for scenario in scenarios}
+        fixed = {
+            scenario: pool.submit(
+                closed_loop, scenario, args.days, args.users, args.seed, "fixed",
+                fixed_offer=by_scenario[scenario][0]["best_fixed_offer"],
+            )
+            for scenario in scenarios
+        }  # fmt: skip
+        for scenario in scenarios:
+            by_scenario[scenario].append(fixed[scenario].result())
+    for scenario in scenarios:
         print(f"== closed loop: {scenario}, {args.days:g} days, {args.users} shoppers, seed {args.seed}")
-        runs = [closed_loop(scenario, args.days, args.users, args.seed, p) for p in POLICIES]
-        best = runs[0]["best_fixed_offer"]
-        runs.append(closed_loop(scenario, args.days, args.users, args.seed, "fixed", fixed_offer=best))
-        for r in runs:
+        for r in by_scenario[scenario]:
             print(
                 f"  {r['policy']:22s} decisions {r['decisions']:6d}  expected profit {r['chosen_profit']:10.0f}"
                 f"  = {100 * r['oracle_fraction']:5.1f}% of oracle  {r['vs_best_fixed']:.3f}× best fixed"
                 f" ({r['best_fixed_offer']})  realised {r['realised_reward']:10.0f}"
                 f"  late discount_15 {100 * r['late_discount_15_share']:4.1f}%  ({r['seconds']:.0f} s)"
             )
-        result["closed_loop"][scenario] = runs
+        result["closed_loop"][scenario] = by_scenario[scenario]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     print(f"written to {args.out}")

@@ -37,6 +37,7 @@ import numpy as np
 
 from bandits.base import Policy
 from bandits.eligibility import Eligibility
+from bandits.offers import Offer
 from bandits.rewards import OpenDecision, Resolution, RewardLedger
 from models.features import (
     FEATURE_NAMES,
@@ -60,6 +61,24 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_VERSION = 2
 LIFT_SHARE = 0.10  # the lift the models report: a 10 % discount against no offer
+
+
+def offer_terms(offers: Sequence[Offer]) -> dict[str, float]:
+    """Each offer's terms as the policies read them: ``offer_discount:<offer>`` (the discount in units of 10 %)
+    and ``offer_flat:<offer>`` (1 when a flat fee is waived), the attributes its lift is learned on.
+
+    >>> from bandits.offers import default_catalogue
+    >>> terms = offer_terms(default_catalogue())
+    >>> terms["offer_discount:discount_15"], terms["offer_flat:free_shipping"], terms["offer_discount:none"]
+    (1.5, 1.0, 0.0)
+    """
+    terms: dict[str, float] = {}
+    for o in offers:
+        terms[f"offer_discount:{o.name}"] = round(o.share / LIFT_SHARE, 6)
+        terms[f"offer_flat:{o.name}"] = 1.0 if o.flat_fee > 0 else 0.0
+    return terms
+
+
 _LEARNER_KEYS = FEATURE_NAMES + OFFER_HISTORY_NAMES  # what the price-sensitivity learner sees of a context
 
 
@@ -113,6 +132,7 @@ class Processor:
         self.offer_history: dict[str, list[int]] = {}  # user -> [offers shown, bought after one]
         self.counters: Counter[str] = Counter()
         self._offers = settings.offers.names
+        self._offer_terms = offer_terms(settings.offers.offers)
         self._ts_min = int(settings.ts_min.timestamp() * 1000)
         self._ts_max = int(settings.ts_max.timestamp() * 1000)
         self._skew_ms = int(settings.max_ts_skew_s * 1000)
@@ -304,6 +324,7 @@ class Processor:
         decision_id, stream_key = decision_id_for(event.event_id)
         shown, converted = self.offer_history.get(event.user_id, (0, 0))
         context = features | offer_history_features(shown, converted) | self._margin_values(features)
+        context |= self._offer_terms
         scores = self.online_scores(context) | snapshot_scores
         seen = context | scores  # what the rules and the policy see, and what the reward's learning gets back
         rng = np.random.default_rng([self.seed, stream_key])

@@ -38,7 +38,7 @@ from pydantic_settings import (
 
 from bandits.context import DEFAULT_CONTEXT, DEFAULT_LIFT_CONTEXT, ContextEncoder
 from bandits.eligibility import Eligibility, EligibilityRule
-from bandits.linear import VALUE_KEY, WARM_START
+from bandits.linear import LIFT_BY, VALUE_KEY, WARM_START
 from bandits.offers import Catalogue
 from stream.contract import EVENT_TYPES
 from stream.errors import ConfigError
@@ -152,7 +152,15 @@ class PolicySettings(BaseModel):
         DEFAULT_CONTEXT, min_length=1, description="linear policies' context terms (see bandits/context.py)"
     )
     lift_context: tuple[str, ...] = Field(
-        DEFAULT_LIFT_CONTEXT, description="linear policies: terms with a coefficient of their own per offer"
+        DEFAULT_LIFT_CONTEXT,
+        description="linear policies: terms on which offers' effects differ (coefficients per offer attribute)",
+    )
+    lift_by: tuple[str, ...] = Field(
+        LIFT_BY,
+        description=(
+            "linear policies: offer attributes (context keys <attribute>:<offer>) the lift terms interact with, "
+            "shared by the offers that have them; empty: a block of lift coefficients per offer"
+        ),
     )
     prior_precision: float = Field(1.0, gt=0, description="linear policies: prior precision λ of the coefficients")
     noise_prior_shape: float = Field(

@@ -52,7 +52,13 @@ def target_factory(
         raise OpeError(f"unknown target {target!r}: give offer:NAME or one of {', '.join(sorted(POLICIES))}")
     update: dict[str, Any] = {"name": target}
     if context is not None:
-        update |= {"context": tuple(context), "lift_context": (), "value_key": None, "prior_coefficients": {}}
+        update |= {
+            "context": tuple(context),
+            "lift_context": (),
+            "lift_by": (),
+            "value_key": None,
+            "prior_coefficients": {},
+        }
     policy_settings = (settings or PolicySettings()).model_copy(update=update)
     return lambda: POLICIES[target](policy_settings)
 
