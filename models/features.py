@@ -14,8 +14,8 @@ Two families:
   so a replay of the archive rebuilds it exactly; the snapshot models and the online intent learner see these.
 * **Offer history** (:data:`OFFER_HISTORY_NAMES`): how this user answered offers before (offers shown, bought
   after one). It depends on the policy's past choices, so it is kept by the decision stage and logged with
-  every decision; the bandit and the price-sensitivity learner see it, the nightly trainer reads it from the
-  logged decisions.
+  every decision; the bandit's context uses it. The River learners and the nightly trainer do not (yet): they
+  see the behaviour features only.
 
 Rolling windows are exponentially decayed counts (half-lives of 1 and 14 days, updated per event, read at
 the event's time): the streaming form of "in the last day / two weeks" that needs two floats per behaviour and

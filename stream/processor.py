@@ -42,7 +42,6 @@ from bandits.rewards import OpenDecision, Resolution, RewardLedger
 from models.features import (
     FEATURE_NAMES,
     FEATURES_VERSION,
-    OFFER_HISTORY_NAMES,
     as_row,
     offer_history_features,
     user_vector,
@@ -77,9 +76,6 @@ def offer_terms(offers: Sequence[Offer]) -> dict[str, float]:
         terms[f"offer_discount:{o.name}"] = round(o.share / LIFT_SHARE, 6)
         terms[f"offer_flat:{o.name}"] = 1.0 if o.flat_fee > 0 else 0.0
     return terms
-
-
-_LEARNER_KEYS = FEATURE_NAMES + OFFER_HISTORY_NAMES  # what the price-sensitivity learner sees of a context
 
 
 class SnapshotModels(Protocol):
@@ -325,7 +321,7 @@ class Processor:
         shown, converted = self.offer_history.get(event.user_id, (0, 0))
         context = features | offer_history_features(shown, converted) | self._margin_values(features)
         context |= self._offer_terms
-        scores = self.online_scores(context) | snapshot_scores
+        scores = self.online_scores(features) | snapshot_scores  # the learners know the behaviour features only
         seen = context | scores  # what the rules and the policy see, and what the reward's learning gets back
         rng = np.random.default_rng([self.seed, stream_key])
         version = self.policy.version
