@@ -82,6 +82,27 @@ def make_producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:
     )
 
 
+def _finish_joins_in_flight(consumer: KafkaConsumer) -> None:
+    """Work around kafka-python 3.0.12 leaving a group join half done, after which the member is expelled.
+
+    Its coordinator keeps a join in flight across short polls, but re-enters it only while ``need_rejoin()``
+    is true; when the rejoin was asked for by a metadata change, the leader's own assignment makes that false
+    before the SyncGroup answer is handled. The join then never completes: no heartbeats, the old assignment
+    keeps fetching, commits fail with ``RebalanceInProgressError`` for ever and the broker expels the member
+    after ``session_timeout_ms`` (seen as a worker that stops consuming). Counting a join in flight as a
+    reason to rejoin lets the next poll finish it. A no-op on versions without the attribute.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or not hasattr(coordinator, "_join_task"):
+        return
+    need_rejoin = coordinator.need_rejoin
+
+    def need_rejoin_or_join_in_flight() -> bool:
+        return bool(need_rejoin()) or coordinator._join_task is not None
+
+    coordinator.need_rejoin = need_rejoin_or_join_in_flight
+
+
 class KafkaSource:
     """The clickstream topic, read by a consumer group, committed only when told."""
 
@@ -96,10 +117,14 @@ class KafkaSource:
             fetch_max_bytes=settings.fetch_max_bytes,
             **extra,
         )
+        _finish_joins_in_flight(self.consumer)
         self._await_topic(settings.clickstream_topic, metadata_wait_s)
         self.consumer.subscribe([settings.clickstream_topic])
         self.committed: dict[TopicPartition, int] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
+        # the next offset per partition whose effects this worker holds (state updated, outputs acknowledged),
+        # whether or not the group's commit of it went through
+        self._processed: dict[TopicPartition, int] = {}
 
     def _await_topic(self, topic: str, wait_s: float) -> None:
         """Wait until the topic's partitions are in the client's metadata before joining the group.
@@ -117,7 +142,15 @@ class KafkaSource:
             time.sleep(0.2)
 
     def next_batch(self, max_records: int) -> list[SourceRecord]:
+        if self._uncommitted:
+            self._commit_deferred()
         polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=max_records)
+        for tp in list(polled):
+            # After a rebalance gives a partition back before its commit went through, the consumer restarts
+            # from the group's older offset: skip what this worker already processed (its effects are held).
+            done = self._processed.get(tp)
+            if done is not None:
+                polled[tp] = [m for m in polled[tp] if m.offset >= done]
         return [
             SourceRecord(
                 value=m.value if m.value is not None else b"",
@@ -138,6 +171,27 @@ class KafkaSource:
         for r in batch:
             tp = TopicPartition(r.topic, r.partition)
             positions[tp] = max(positions.get(tp, -1), r.offset + 1)
+            self._processed[tp] = max(self._processed.get(tp, -1), r.offset + 1)
+        self._commit_pending()
+
+    def _commit_deferred(self) -> None:
+        """Retry a commit the group refused during a rebalance, for the partitions this worker still owns.
+
+        A partition that moved to another member is dropped: its new owner restarts from the last commit
+        (at-least-once), and a later commit from here could move the group's offset backwards.
+        """
+        owned = self.consumer.assignment()
+        if not owned:
+            return  # mid-rebalance: nothing is owned until the join completes
+        for tp in [tp for tp in self._uncommitted if tp not in owned]:
+            del self._uncommitted[tp]
+            self._processed.pop(tp, None)
+        self._commit_pending()
+
+    def _commit_pending(self) -> None:
+        positions = self._uncommitted
+        if not positions:
+            return
         try:
             self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in positions.items()})
         except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError) as exc:
@@ -146,8 +200,15 @@ class KafkaSource:
             # (at-least-once; decision ids are deterministic, so the repeats are recognisable).
             log.warning("offset commit deferred (%s): %s", type(exc).__name__, positions)
             return
+        log.debug("committed %s", positions)
         self.committed.update(positions)
         self._uncommitted = {}
+
+    def settle_commits(self) -> bool:
+        """Try once more to commit what a rebalance deferred; True when nothing processed is left uncommitted."""
+        if self._uncommitted:
+            self._commit_deferred()
+        return not self._uncommitted
 
     def committed_offsets(self, partitions: Sequence[TopicPartition] = ()) -> dict[TopicPartition, int | None]:
         """The group's committed offsets for the assigned partitions (and any others named)."""
