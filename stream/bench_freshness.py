@@ -41,6 +41,7 @@ import numpy as np
 import orjson
 
 from models.features import as_row
+from models.metrics import auc_summary, calibration, log_loss
 from models.registry import Registry, Snapshot
 from models.retrain import NIGHTLY_PARAMS, RetrainConfig, retrain
 from models.sampling import DEFAULT_TIERS
@@ -53,7 +54,6 @@ from stream.simulator.simulation import DAY_MS, HOUR_MS, to_epoch_ms
 
 REPO = Path(__file__).resolve().parents[1]
 START_MS = to_epoch_ms(None)  # the simulator's default start, 2026-01-05T00:00:00Z (a UTC midnight)
-EPS = 1e-6
 
 
 def simulate_events(
@@ -122,55 +122,6 @@ def snapshot_intent(snapshot: Snapshot, features: Sequence[dict[str, Any]]) -> n
         return np.zeros(0, dtype=np.float64)
     rows = np.stack([as_row({k: math.nan if v is None else v for k, v in f.items()}, columns) for f in features])
     return snapshot.score("intent", rows).astype(np.float64)
-
-
-# -- metrics ------------------------------------------------------------------------------------------
-
-
-def midranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties sharing the mean of their ranks."""
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    _, first, counts = np.unique(sorted_x, return_index=True, return_counts=True)
-    mean_rank = first + (counts + 1) / 2.0
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.repeat(mean_rank, counts)
-    return ranks
-
-
-def auc_delong(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """AUC (ties count one half) and its DeLong standard error; (nan, nan) without both classes."""
-    pos, neg = scores[labels > 0.5], scores[labels <= 0.5]
-    n1, n0 = len(pos), len(neg)
-    if n1 == 0 or n0 == 0:
-        return math.nan, math.nan
-    r_all = midranks(np.concatenate([pos, neg]))
-    r_pos, r_neg = midranks(pos), midranks(neg)
-    v10 = (r_all[:n1] - r_pos) / n0  # per positive: share of negatives scored below it
-    v01 = 1.0 - (r_all[n1:] - r_neg) / n1  # per negative: share of positives scored above it
-    auc = float(v10.mean())
-    var = (v10.var(ddof=1) if n1 > 1 else 0.0) / n1 + (v01.var(ddof=1) if n0 > 1 else 0.0) / n0
-    return auc, math.sqrt(var)
-
-
-def log_loss(p: np.ndarray, y: np.ndarray) -> float:
-    q = np.clip(p, EPS, 1.0 - EPS)
-    return float(-np.mean(y * np.log(q) + (1.0 - y) * np.log(1.0 - q)))
-
-
-def calibration(p: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
-    """Mean score, ``|mean score − observed rate|`` and log loss of scores ``p`` for labels ``y``."""
-    if len(y) == 0 or np.isnan(p).any():
-        return {"mean": None, "gap": None, "log_loss": None}
-    mean = float(p.mean())
-    return {"mean": mean, "gap": abs(mean - float(y.mean())), "log_loss": log_loss(p, y)}
-
-
-def auc_summary(scores: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
-    auc, se = auc_delong(scores, labels) if not np.isnan(scores).any() else (math.nan, math.nan)
-    if math.isnan(auc):
-        return {"auc": None, "lo95": None, "hi95": None}
-    return {"auc": auc, "lo95": auc - 1.96 * se, "hi95": auc + 1.96 * se}
 
 
 # -- the pipeline --------------------------------------------------------------------------------------

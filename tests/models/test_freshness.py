@@ -29,15 +29,13 @@ import numpy as np
 import orjson
 import pytest
 
+from models.metrics import auc_delong, auc_summary, calibration
 from models.registry import Registry
 from stream.bench_freshness import (
     DAY_MS,
     HOUR_MS,
     START_MS,
     Decisions,
-    auc_delong,
-    auc_summary,
-    calibration,
     day_of_ms,
     load_decisions,
     nightly,
