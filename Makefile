@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness bench-ope bench-policies clean
+.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness bench-ope bench-policies lab clean
 
 include docker/kafka/kafka.mk
 
@@ -73,6 +73,15 @@ bench-freshness: $(BIN)/offerstream ## Online learner vs nightly snapshot around
 
 bench-ope: $(BIN)/offerstream $(OBD_STAMP) ## Off-policy evaluation on the Open Bandit Dataset sample (IPW, SNIPW, DR, replay)
 	$(PY) -m stream.bench_ope
+
+LAB_SCENARIOS ?= stationary abrupt seasonal gradual
+LAB_DAYS ?= 60
+LAB_USERS ?= 6000
+lab: $(BIN)/offerstream ## Strategy lab on each simulator scenario: .run/lab/<scenario>/report.html (and results.json)
+	@for s in $(LAB_SCENARIOS); do \
+		echo "== strategy lab: $$s, $(LAB_DAYS) days, $(LAB_USERS) shoppers"; \
+		$(BIN)/offerstream backtest --scenario $$s --days $(LAB_DAYS) --users $(LAB_USERS) --seed 1 --out .run/lab/$$s || exit 1; \
+	done
 
 clean: ## Remove build and run artefacts (not the broker jar cache)
 	rm -rf .run build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

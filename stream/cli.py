@@ -705,3 +705,6 @@ def retrain(
 from stream.cli_ope import ope  # noqa: E402 - needs `main` defined above; cli_ope imports cli lazily
 
 main.add_command(ope)
+from stream.cli_lab import backtest  # noqa: E402
+
+main.add_command(backtest)

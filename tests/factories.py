@@ -41,3 +41,14 @@ def settings(**overrides: Any) -> Settings:
 def processor(**overrides: Any) -> Processor:
     s = settings(**overrides)
     return Processor(s.processing, make_policy(s.policy), seed=s.seed)
+
+
+def simulated_events(scenario: str, days: float, users: int, seed: int) -> list[dict[str, Any]]:
+    """Every event of a short open-loop simulation, in order."""
+    from stream.simulator import Simulation
+
+    sim = Simulation(scenario=scenario, days=days, users=users, seed=seed)
+    out = []
+    while (ev := sim.next_event()) is not None:
+        out.append(ev)
+    return out

@@ -1,0 +1,209 @@
+"""``offerstream backtest``: the strategy lab on a simulated scenario, a recorded topic, or an archive."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+log = logging.getLogger(__name__)
+
+STRATEGY_NAMES = ("full", "sampled", "warm", "online", "hybrid")
+
+
+def _strategies(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    bad = [n for n in names if n not in STRATEGY_NAMES]
+    if not names or bad:
+        raise click.BadParameter(f"choose from {','.join(STRATEGY_NAMES)} (got {value!r})", ctx=ctx, param=param)
+    return names
+
+
+def _simulated(scenario: str, days: int, users: int, seed: int) -> Iterator[dict[str, Any]]:
+    from stream.simulator import Simulation
+
+    sim = Simulation(scenario=scenario, days=days, users=users, seed=seed)
+    while (event := sim.next_event()) is not None:
+        yield event
+
+
+def _recorded(path: Path, rejected: Counter[str]) -> Iterator[dict[str, Any]]:
+    """Events of a JSON Lines file (``simulate``'s output or a ``record``ing), validated by the event contract."""
+    from stream.contract import event_to_dict, parse_event
+    from stream.errors import InvalidMessage
+    from stream.sources import read_file
+
+    for record in read_file(path):
+        try:
+            yield event_to_dict(parse_event(record.value))
+        except InvalidMessage as exc:
+            rejected[exc.reason.value] += 1
+
+
+def _archived(archive: Path) -> Iterator[dict[str, Any]]:
+    from models.archive import iter_archive
+
+    for _, records in iter_archive(archive, "events"):
+        yield from records
+
+
+def scenario_markers(scenario: str, days: int) -> list[dict[str, str]]:
+    """The scenario's known changes, as the report marks them (day, label)."""
+    from datetime import UTC, datetime, timedelta
+
+    from stream.simulator.scenarios import sale_week
+    from stream.simulator.simulation import to_epoch_ms
+
+    start = datetime.fromtimestamp(to_epoch_ms(None) / 1000, UTC).date()
+
+    def day(offset: float) -> str:
+        return (start + timedelta(days=int(offset))).isoformat()
+
+    if scenario == "abrupt":
+        return [{"day": day(days / 2), "label": "competitor's free shipping"}]
+    if scenario == "seasonal":
+        first, last = sale_week(days)
+        return [{"day": day(first), "label": "sale week"}, {"day": day(last), "label": "sale ends"}]
+    return []
+
+
+def render(result: dict[str, Any]) -> str:
+    """The summary table printed at the end."""
+    head = (
+        f"{'strategy':<9} {'days':>4} {'AUC':>7} {'log loss':>9} {'ECE':>7}"
+        f" {'train CPU s':>12} {'rows':>10} {'peak MB':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for name, s in result["strategies"].items():
+        m = s["summary"]
+
+        def f(x: float | None, spec: str) -> str:
+            return "-" if x is None else format(x, spec)
+
+        lines.append(
+            f"{name:<9} {m['days_compared']:>4} {f(m['auc'], '.4f'):>7} {f(m['logloss'], '.4f'):>9}"
+            f" {f(m['ece'], '.4f'):>7} {m['train_cpu_s']:>12.2f} {m['train_rows']:>10,}"
+            f" {f(m['train_peak_mb'], '.1f'):>8}"
+        )
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--scenario", default=None, help="Simulator scenario to run (with --days and --users).")
+@click.option("--days", type=click.IntRange(min=2), default=30, show_default=True, help="Simulated days.")
+@click.option("--users", type=click.IntRange(min=1), default=3000, show_default=True, help="Simulated shoppers.")
+@click.option(
+    "--events",
+    "events_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A recorded topic or simulate output (JSON Lines, .gz ok), replayed in file order.",
+)
+@click.option(
+    "--archive", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="An archive."
+)
+@click.option(
+    "--strategies",
+    default=",".join(STRATEGY_NAMES),
+    show_default=True,
+    callback=_strategies,
+    help="Update strategies to run side by side.",
+)
+@click.option(
+    "--tiers",
+    default=None,
+    help="Recency sample of sampled and hybrid, MIN-MAX:RATE,... (default 0-30:1,30-90:0.5,90-180:0.1).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Simulator, sampling and learner seed.")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Writes results.json here."
+)
+@click.option(
+    "--report/--no-report", default=True, show_default=True, help="Also write OUT/report.html (needs matplotlib)."
+)
+@click.option("--log-level", default="WARNING", show_default=True, help="Python logging level.")
+def backtest(
+    scenario: str | None,
+    days: int,
+    users: int,
+    events_path: Path | None,
+    archive: Path | None,
+    strategies: tuple[str, ...],
+    tiers: str | None,
+    seed: int,
+    out: Path,
+    report: bool,
+    log_level: str,
+) -> None:
+    """Replay a stream day by day and compare how to keep the intent model fresh: full retraining, recency-sampled
+    retraining, warm-start fine-tuning, online learning only, and the hybrid the worker runs.
+
+    Every strategy sees the same events in the same order; each day's sessions are forecast before any strategy
+    learns them (models trained at the latest the night before; the online learner learns a session when it
+    closes). Per day and strategy: AUC (DeLong 95% interval), log loss, calibration error, and the training's
+    rows, CPU seconds and peak memory. Writes OUT/results.json and OUT/report.html (plots, the verdict);
+    prints a table and a recommendation.
+    """
+    from stream.lab.backtest import LabConfig, run_backtest
+    from stream.lab.rows import collect_rows
+    from stream.settings import load_settings
+    from stream.simulator import SCENARIOS
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    chosen = [x for x in (scenario, events_path, archive) if x is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --scenario, --events and --archive")
+    rejected: Counter[str] = Counter()
+    if scenario is not None:
+        if scenario not in SCENARIOS:
+            raise click.BadParameter(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        events = _simulated(scenario, days, users, seed)
+        described = f"simulated {scenario}, {days} days, {users} shoppers, seed {seed}"
+    elif events_path is not None:
+        events = _recorded(events_path, rejected)
+        described = f"events of {events_path}"
+    else:
+        assert archive is not None
+        events = _archived(archive)
+        described = f"archive {archive}"
+    config = LabConfig(strategies=strategies, seed=seed)
+    if tiers is not None:
+        from models.sampling import TierError, parse_tiers
+
+        try:
+            config = LabConfig(strategies=strategies, seed=seed, tiers=parse_tiers(tiers))
+        except TierError as exc:
+            raise click.BadParameter(str(exc), param_hint="--tiers") from None
+    click.echo(f"reading {described} ...", err=True)
+    rows = collect_rows(events, load_settings(env={}).processing)
+    if rejected:
+        click.echo(f"skipped {sum(rejected.values())} invalid events: {dict(rejected)}", err=True)
+    click.echo(f"{rows.events:,} events, {rows.n:,} labelled sessions at a decision point", err=True)
+    from stream.lab.strategies import days_of
+
+    n_days = len(days_of(rows))
+    progress: Any = click.progressbar(length=n_days, label="days", file=sys.stderr)
+    with progress as bar:
+        result = run_backtest(rows, config, on_day=lambda day: bar.update(1))
+    result["source"] |= {"described": described, "rejected_events": dict(rejected)}
+    result["markers"] = scenario_markers(scenario, days) if scenario is not None else []
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    if report:
+        from stream.lab.report import write_report
+
+        try:
+            page = write_report(result, out)
+        except RuntimeError as exc:  # matplotlib missing
+            raise click.ClickException(f"{exc} (or pass --no-report; results.json is written)") from None
+        click.echo(f"report: {page}", err=True)
+    click.echo(render(result))
+    click.echo("")
+    click.echo(result["recommendation"])
+    click.echo(f"written to {out / 'results.json'}")

@@ -1,0 +1,212 @@
+"""The strategy lab's loop: the same stream, day by day, through every strategy; figures per day and a verdict.
+
+For each day, in order, every strategy is shown the day (:meth:`Strategy.observe`), forecasts its decisions
+(scored here against what the sessions did: AUC with a DeLong 95 % interval, log loss, calibration error), then
+trains at midnight (rows, CPU seconds, peak memory). A day a strategy has no model yet (a snapshot before its
+first night) has no quality figures.
+
+The comparison uses the days on which every strategy forecast and both outcomes occurred. The strategy with
+the lowest mean daily log loss is the most accurate; each other strategy's paired daily difference to it gets
+a 95 % interval (normal, over days), and the recommendation names the cheapest strategy (training CPU) whose
+interval does not exclude "as good as the best": same accuracy as far as this data can tell, for less compute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.metrics import auc_summary, ece, log_loss
+from models.retrain import NIGHTLY_PARAMS
+from models.sampling import DEFAULT_TIERS, Tier, format_tiers
+from models.snapshot_training import TrainParams
+from stream.lab.rows import LabRows
+from stream.lab.strategies import STRATEGIES, Day, Hybrid, Online, Strategy, days_of, make_strategy
+
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    strategies: tuple[str, ...] = tuple(STRATEGIES)
+    seed: int = 0
+    tiers: tuple[Tier, ...] = DEFAULT_TIERS
+    params: TrainParams = field(default=NIGHTLY_PARAMS)
+
+
+def quality(p: np.ndarray | None, y: np.ndarray) -> dict[str, Any]:
+    """A day's forecast quality; every figure None without a forecast (or AUC None with a single outcome)."""
+    if p is None or len(y) == 0:
+        return {"auc": None, "auc_lo95": None, "auc_hi95": None, "logloss": None, "ece": None, "mean_p": None}
+    auc = auc_summary(p, y)
+    return {
+        "auc": _r(auc["auc"]),
+        "auc_lo95": _r(auc["lo95"]),
+        "auc_hi95": _r(auc["hi95"]),
+        "logloss": _r(log_loss(p, y)),
+        "ece": _r(ece(p, y)),
+        "mean_p": _r(float(p.mean())),
+    }
+
+
+def run_backtest(rows: LabRows, config: LabConfig, on_day: Callable[[Day], None] | None = None) -> dict[str, Any]:
+    """Run every strategy of ``config`` over ``rows``; the results as ``results.json`` holds them."""
+    strategies: list[Strategy] = [
+        make_strategy(name, rows, config.seed, config.params, config.tiers) for name in config.strategies
+    ]
+    daily: dict[str, list[dict[str, Any]]] = {s.name: [] for s in strategies}
+    for day in days_of(rows):
+        y = rows.y[day.decided]
+        for s in strategies:
+            s.observe(day)
+            entry: dict[str, Any] = {"day": day.day.isoformat(), "n": len(y), "positives": int(y.sum())}
+            entry |= quality(s.predict(day), y)
+            trained = s.nightly(day)
+            entry |= {
+                "train_rows": trained.rows if trained else 0,
+                "train_cpu_s": round(trained.cpu_s, 4) if trained else 0.0,
+                "train_peak_mb": trained.peak_mb if trained else None,
+                "trees": trained.trees if trained else None,
+            }
+            daily[s.name].append(entry)
+        if on_day is not None:
+            on_day(day)
+    common = _common_days(daily)
+    summaries = {name: _summary(days, common) for name, days in daily.items()}
+    comparison = compare(daily, common, summaries)
+    return {
+        "source": {
+            "events": rows.events,
+            "rows": rows.n,
+            "unlabelled_sessions": rows.unlabelled,
+            "events_digest": rows.digest,
+        },
+        "config": {
+            "strategies": list(config.strategies),
+            "seed": config.seed,
+            "tiers": format_tiers(config.tiers),
+            "xgboost": {
+                "max_depth": config.params.max_depth,
+                "eta": config.params.eta,
+                "num_rounds": config.params.num_rounds,
+                "warm_rounds": config.params.warm_rounds,
+            },
+        },
+        "strategies": {
+            s.name: {
+                "daily": daily[s.name],
+                "summary": summaries[s.name],
+                "leaks": s.leaks,
+                "stream_digest": s.stream_digest,
+            }
+            for s in strategies
+        },
+        "drift_alarms": _drift_alarms(strategies, rows),
+        "comparison": comparison,
+        "recommendation": recommendation(comparison, summaries),
+    }
+
+
+def _drift_alarms(strategies: Sequence[Strategy], rows: LabRows) -> list[dict[str, Any]]:
+    """Where the online intent learner's error rose (ADWIN), as the report marks them: day and event time."""
+    online = next((s for s in strategies if isinstance(s, Online)), None)
+    if online is None:
+        hybrid = next((s for s in strategies if isinstance(s, Hybrid)), None)
+        online = hybrid.online if hybrid is not None else None
+    if online is None:
+        return []
+    return [{"day": rows.day_of(ms).isoformat(), "ts_ms": ms} for ms in online.drift_alarm_ms]
+
+
+def _common_days(daily: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Days every strategy forecast with both outcomes present (AUC defined for all)."""
+    per_strategy = [{d["day"] for d in days if d["auc"] is not None} for days in daily.values()]
+    return sorted(set.intersection(*per_strategy)) if per_strategy else []
+
+
+def _summary(days: Sequence[dict[str, Any]], common: Sequence[str]) -> dict[str, Any]:
+    on = [d for d in days if d["day"] in set(common)]
+    peaks = [d["train_peak_mb"] for d in days if d["train_peak_mb"] is not None]
+    return {
+        "days_compared": len(on),
+        "auc": _r(_mean([d["auc"] for d in on])),
+        "logloss": _r(_mean([d["logloss"] for d in on])),
+        "ece": _r(_mean([d["ece"] for d in on])),
+        "train_cpu_s": round(sum(d["train_cpu_s"] for d in days), 3),
+        "train_rows": int(sum(d["train_rows"] for d in days)),
+        "train_peak_mb": max(peaks) if peaks else None,
+    }
+
+
+def compare(
+    daily: dict[str, list[dict[str, Any]]], common: Sequence[str], summaries: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The most accurate strategy (mean daily log loss) and every other's paired difference to it."""
+    if len(common) < 2:
+        return {"best": None, "days": len(common), "versus_best": {}}
+    by_day = {name: {d["day"]: d for d in days} for name, days in daily.items()}
+    best = min(summaries, key=lambda n: summaries[n]["logloss"])
+    versus = {}
+    for name in summaries:
+        if name == best:
+            continue
+        diff = np.array([by_day[name][d]["logloss"] - by_day[best][d]["logloss"] for d in common])
+        auc_diff = np.array([by_day[name][d]["auc"] - by_day[best][d]["auc"] for d in common])
+        versus[name] = {"logloss_diff": _interval(diff), "auc_diff": _interval(auc_diff)}
+    return {"best": best, "days": len(common), "versus_best": versus}
+
+
+def recommendation(comparison: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str:
+    best = comparison["best"]
+    if best is None:
+        return (
+            f"Too few days to compare ({comparison['days']} with every strategy forecasting and both outcomes): "
+            "run the lab over more days."
+        )
+    s_best = summaries[best]
+    lines = [
+        f"Most accurate on this data: {best} (mean daily log loss {s_best['logloss']:.4f}, AUC {s_best['auc']:.3f}, "
+        f"over {comparison['days']} days)."
+    ]
+    tied = [best]
+    for name, v in sorted(comparison["versus_best"].items(), key=lambda kv: kv[1]["logloss_diff"]["mean"]):
+        d = v["logloss_diff"]
+        if d["lo95"] <= 0.0:
+            tied.append(name)
+            verdict = "not distinguishable from it"
+        else:
+            verdict = "worse"
+        lines.append(f"{name}: log loss {d['mean']:+.4f} (95% CI {d['lo95']:+.4f} to {d['hi95']:+.4f}), {verdict}.")
+    cheapest = min(tied, key=lambda n: summaries[n]["train_cpu_s"])
+    cpu_best, cpu_cheap = summaries[best]["train_cpu_s"], summaries[cheapest]["train_cpu_s"]
+    if cheapest == best:
+        lines.append(
+            f"Recommendation: {best}; no strategy within the noise of it trains for less "
+            f"({cpu_best:.1f} CPU s of training in all)."
+        )
+    else:
+        ratio = cpu_best / cpu_cheap if cpu_cheap > 0 else math.inf
+        lines.append(
+            f"Recommendation: {cheapest}, as accurate as {best} as far as these {comparison['days']} days can tell, "
+            f"for {cpu_cheap:.1f} CPU s of training against {cpu_best:.1f} ({ratio:.1f}× less)."
+        )
+    return " ".join(lines)
+
+
+def _interval(x: np.ndarray) -> dict[str, float]:
+    mean = float(x.mean())
+    half = Z95 * float(x.std(ddof=1)) / math.sqrt(len(x)) if len(x) > 1 else math.inf
+    return {"mean": round(mean, 6), "lo95": round(mean - half, 6), "hi95": round(mean + half, 6)}
+
+
+def _mean(xs: Sequence[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _r(x: float | None, digits: int = 6) -> float | None:
+    return None if x is None or math.isnan(x) else round(float(x), digits)

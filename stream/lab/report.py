@@ -1,0 +1,198 @@
+"""The strategy lab's report: one self-contained HTML file (inline SVG plots, the results embedded) and the plots
+as SVG files beside it.
+
+Every figure in the page is read from the results dictionary that ``results.json`` holds, which is embedded
+verbatim (``<script type="application/json" id="results">``), so the page and the file cannot disagree.
+Plots are drawn with matplotlib (the ``lab`` extra: ``pip install 'offerstream[lab]'``): daily log loss and
+AUC per strategy, training CPU per night, and accuracy against total compute. Dashed lines mark the scenario's
+known changes (a simulated shift or sale week); small ticks at the top mark the online learner's drift alarms.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+PLOTS = ("logloss", "auc", "train_cpu", "accuracy_vs_compute")
+COLOURS = {"full": "#1f77b4", "sampled": "#2ca02c", "warm": "#d62728", "online": "#9467bd", "hybrid": "#ff7f0e"}
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError as exc:  # the worker image leaves the lab's plotting out
+        raise RuntimeError("the report needs matplotlib: pip install 'offerstream[lab]'") from exc
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "offerstream"  # stable ids: the same results give the same SVG
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plots(result: Mapping[str, Any]) -> dict[str, str]:
+    """The report's plots as SVG text, by name."""
+    plt = _pyplot()
+    strategies = result["strategies"]
+    out: dict[str, str] = {}
+    for key, title, ylabel, log in (
+        ("logloss", "Log loss of the day's forecasts (lower is better)", "log loss", False),
+        ("auc", "AUC of the day's forecasts (higher is better)", "AUC", False),
+        ("train_cpu", "Training CPU per night (online: during the day)", "CPU seconds", True),
+    ):
+        field = "train_cpu_s" if key == "train_cpu" else key
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+        for name, s in strategies.items():
+            days = [date.fromisoformat(d["day"]) for d in s["daily"] if d[field] is not None]
+            values = [d[field] for d in s["daily"] if d[field] is not None]
+            if log:  # a night without training has nothing to draw on a log scale
+                kept = [(d, v) for d, v in zip(days, values, strict=True) if v > 0]
+                days, values = [d for d, _ in kept], [v for _, v in kept]
+            ax.plot(days, values, label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)
+        if log:
+            ax.set_yscale("log")
+        _marks(ax, result)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=len(strategies), loc="best")
+        fig.autofmt_xdate()
+        out[key] = _svg(fig, plt)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, s in strategies.items():
+        m = s["summary"]
+        if m["logloss"] is None:
+            continue
+        ax.scatter([max(m["train_cpu_s"], 1e-3)], [m["logloss"]], color=COLOURS.get(name), s=40)
+        ax.annotate(name, (max(m["train_cpu_s"], 1e-3), m["logloss"]), textcoords="offset points", xytext=(5, 4))
+    ax.set_xscale("log")
+    ax.set_xlabel("training CPU seconds, whole run")
+    ax.set_ylabel("mean daily log loss")
+    ax.set_title("Accuracy against compute (lower left is better)", fontsize=10)
+    ax.grid(alpha=0.3)
+    out["accuracy_vs_compute"] = _svg(fig, plt)
+    return out
+
+
+def _marks(ax: Any, result: Mapping[str, Any]) -> None:
+    for mark in result.get("markers", []):
+        ax.axvline(date.fromisoformat(mark["day"]), color="black", linestyle="--", linewidth=0.9)
+        ax.annotate(mark["label"], (date.fromisoformat(mark["day"]), 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, -12), textcoords="offset points", fontsize=8)  # fmt: skip
+    alarms = sorted({a["day"] for a in result.get("drift_alarms", [])})
+    for day in alarms:
+        ax.axvline(date.fromisoformat(day), ymin=0.96, ymax=1.0, color="crimson", linewidth=2)
+
+
+def _svg(fig: Any, plt: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _fmt(x: Any, spec: str) -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def summary_rows(result: Mapping[str, Any]) -> list[list[str]]:
+    """The summary table's cells as the page shows them (a test compares them with the JSON)."""
+    rows = []
+    for name, s in result["strategies"].items():
+        m = s["summary"]
+        rows.append(
+            [
+                name,
+                str(m["days_compared"]),
+                _fmt(m["auc"], ".4f"),
+                _fmt(m["logloss"], ".4f"),
+                _fmt(m["ece"], ".4f"),
+                _fmt(m["train_cpu_s"], ".2f"),
+                f"{m['train_rows']:,}",
+                _fmt(m["train_peak_mb"], ".1f"),
+                str(s["leaks"]),
+            ]
+        )
+    return rows
+
+
+SUMMARY_HEADER = (
+    "strategy", "days compared", "mean AUC", "mean log loss", "mean ECE", "training CPU s", "rows trained",
+    "peak training MB", "leaks",
+)  # fmt: skip
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], table_id: str) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def render_html(result: Mapping[str, Any], svgs: Mapping[str, str]) -> str:
+    source = result["source"]
+    comparison = result["comparison"]
+    versus = [
+        [
+            name,
+            f"{v['logloss_diff']['mean']:+.4f}",
+            f"[{v['logloss_diff']['lo95']:+.4f}, {v['logloss_diff']['hi95']:+.4f}]",
+            f"{v['auc_diff']['mean']:+.4f}",
+            f"[{v['auc_diff']['lo95']:+.4f}, {v['auc_diff']['hi95']:+.4f}]",
+        ]
+        for name, v in comparison["versus_best"].items()
+    ]
+    embedded = orjson.dumps(result).decode().replace("</", "<\\/")
+    figures = "".join(f'<figure id="plot-{name}">{svgs[name]}</figure>' for name in PLOTS if name in svgs)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>offerstream strategy lab</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 14px; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+figure {{ margin: 1.5em 0; }} svg {{ max-width: 100%; height: auto; }}
+.note {{ color: #555; font-size: 14px; }}
+</style></head><body>
+<h1>Strategy lab</h1>
+<p class="note">{html.escape(str(source.get("described", "")))}: {source["events"]:,} events,
+{source["rows"]:,} sessions labelled at a decision point ({source["unlabelled_sessions"]:,} still open at the end,
+no label). Seed {result["config"]["seed"]}; recency tiers {html.escape(result["config"]["tiers"])}.</p>
+<h2>Verdict</h2>
+<p id="recommendation">{html.escape(result["recommendation"])}</p>
+<h2>Summary</h2>
+{_table(SUMMARY_HEADER, summary_rows(result), "summary")}
+<p class="note">Means over the {comparison["days"]} days on which every strategy forecast and both outcomes occurred.
+Against the most accurate ({html.escape(str(comparison["best"]))}), paired daily differences with a 95% interval
+(normal, over days):</p>
+{_table(("strategy", "log loss diff", "95% CI", "AUC diff", "95% CI"), versus, "versus")}
+<h2>Plots</h2>
+{figures}
+<h2>How it was measured</h2>
+<p class="note">The events are replayed once through the worker's state stage; every session that reached a
+decision point becomes a row with its features at that moment and its label (did it buy?), known when the
+session closed. Each day, every strategy forecasts the day's sessions with what it had learned before them: a
+nightly snapshot trained at the latest the night before, an online learner that learns a session when it
+closes. The day's figures compare those forecasts with what the sessions did; then each strategy trains for the
+night. Training CPU is process time; peak memory is the resident memory added while training (Linux).
+"Leaks" counts forecasts of sessions a strategy had already learned (0 means none).</p>
+<script type="application/json" id="results">{embedded}</script>
+</body></html>
+"""
+
+
+def write_report(result: Mapping[str, Any], out: Path) -> Path:
+    """Write ``out/report.html`` and ``out/plots/<name>.svg``; the path of the page."""
+    svgs = plots(result)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    for name, svg in svgs.items():
+        (out / "plots" / f"{name}.svg").write_text(svg)
+    page = out / "report.html"
+    page.write_text(render_html(result, svgs))
+    return page

@@ -1,0 +1,332 @@
+"""Update strategies: how a purchase-intent model is kept fresh, one family behind one protocol.
+
+Every strategy sees the same stream, a day at a time (:class:`Day`): during the day it forecasts each session
+at its decision point (:meth:`Strategy.predict`), and at midnight it may train (:meth:`Strategy.nightly`) on
+rows whose labels were known by then. A row decided on day *d* is forecast by models trained at the latest on
+the night of *d − 1*, and an online learner learns a row only when its session closes, after the forecast: no
+strategy is evaluated on data it trained on. Each strategy counts any forecast of a row it already learned
+(``leaks``, expected 0) and fingerprints the stream it was shown (``stream_digest``, equal for all).
+
+* ``full``: nightly XGBoost from scratch on every labelled row so far;
+* ``sampled``: nightly from scratch on the recency sample (tiers as ``offerstream retrain``, default
+  100 % of the last 30 days, 50 % of days 31-90, 10 % of days 91-180, weighted by 1/rate);
+* ``warm``: nightly continuation of the previous booster on the rows labelled that day only (the first
+  night trains from scratch);
+* ``online``: the worker's River intent learner, learning each session as it closes, no snapshot;
+* ``hybrid``: the online learner and the ``sampled`` snapshot together, as the worker runs them; its forecast
+  is their equal-weight blend in log-odds (the snapshot's alone before the learner has seen a session).
+
+XGBoost uses the nightly retrain's parameters (``models.retrain.NIGHTLY_PARAMS``). Training compute is measured
+per night: CPU seconds (``time.process_time``), rows, and, on Linux, the peak resident memory added while
+training (``/proc/self/clear_refs`` resets the high-water mark first); the online learner's compute is the CPU
+its learning took during the day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+
+from models.features import FEATURE_NAMES
+from models.learners.registry import make_learners
+from models.retrain import NIGHTLY_PARAMS
+from models.sampling import DEFAULT_TIERS, RecencySampler, Tier
+from models.snapshot_training import TrainParams, train
+from stream.lab.rows import LabRows
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of the stream: the rows decided in it, the rows whose sessions closed in it (by close time)."""
+
+    day: date
+    start_ms: int
+    end_ms: int
+    decided: IntArray
+    closed: IntArray
+
+
+@dataclass(frozen=True)
+class Training:
+    """What one night's (or one day's online) training used."""
+
+    rows: int
+    cpu_s: float
+    peak_mb: float | None = None
+    trees: int | None = None
+    note: str | None = None
+
+
+class Strategy(ABC):
+    """A way of keeping the intent model fresh. Subclasses forecast a day and train at night."""
+
+    name: str = ""
+
+    def __init__(self, rows: LabRows, seed: int) -> None:
+        self.rows = rows
+        self.seed = seed
+        self.learned = np.zeros(rows.n, dtype=bool)
+        self.leaks = 0
+        self._stream = hashlib.blake2b(digest_size=16)
+
+    def observe(self, day: Day) -> None:
+        """Record what the stream showed: the day, its decisions and its closes, in order."""
+        self._stream.update(day.day.isoformat().encode())
+        self._stream.update(day.decided.tobytes())
+        self._stream.update(day.closed.tobytes())
+
+    @property
+    def stream_digest(self) -> str:
+        return self._stream.hexdigest()
+
+    def _check_unseen(self, idx: IntArray) -> None:
+        self.leaks += int(np.count_nonzero(self.learned[idx]))
+
+    @abstractmethod
+    def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
+        """P(buy) for each of ``day.decided``, each made before learning that row; None without a model yet."""
+
+    @abstractmethod
+    def nightly(self, day: Day) -> Training | None:
+        """Train at the end of ``day`` on what was labelled by then; None when it trains nothing."""
+
+
+class SnapshotStrategy(Strategy):
+    """A nightly XGBoost snapshot; subclasses choose the rows (and whether to continue the last booster)."""
+
+    def __init__(self, rows: LabRows, seed: int, params: TrainParams = NIGHTLY_PARAMS) -> None:
+        super().__init__(rows, seed)
+        self.params = params
+        self.booster: xgb.Booster | None = None
+
+    def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
+        if self.booster is None:
+            return None
+        self._check_unseen(day.decided)
+        if len(day.decided) == 0:
+            return np.zeros(0)
+        data = xgb.DMatrix(self.rows.X[day.decided], feature_names=list(FEATURE_NAMES), missing=np.nan)
+        return self.booster.predict(data).astype(np.float64)
+
+    @abstractmethod
+    def training_rows(self, day: Day) -> tuple[IntArray, npt.NDArray[np.float32], xgb.Booster | None]:
+        """The rows to train on tonight, their weights, and the booster to continue (None: from scratch)."""
+
+    def nightly(self, day: Day) -> Training | None:
+        idx, w, base = self.training_rows(day)
+        y = self.rows.y[idx]
+        if len(idx) == 0 or len(np.unique(y)) < 2:
+            return Training(rows=len(idx), cpu_s=0.0, note="nothing to learn: one class or no rows")
+        with _peak_memory() as peak:
+            result = train(self.rows.X[idx], y, w, FEATURE_NAMES, self.params, base=base)
+        self.booster = result.booster
+        self.learned[idx] = True
+        return Training(rows=result.rows, cpu_s=result.cpu_s, peak_mb=peak(), trees=result.rounds)
+
+    def _labelled_by(self, day: Day) -> IntArray:
+        return np.flatnonzero(self.rows.closed_ms < day.end_ms)
+
+
+class Full(SnapshotStrategy):
+    name = "full"
+
+    def training_rows(self, day: Day) -> tuple[IntArray, npt.NDArray[np.float32], xgb.Booster | None]:
+        idx = self._labelled_by(day)
+        return idx, np.ones(len(idx), dtype=np.float32), None
+
+
+class Sampled(SnapshotStrategy):
+    name = "sampled"
+
+    def __init__(
+        self, rows: LabRows, seed: int, params: TrainParams = NIGHTLY_PARAMS, tiers: Sequence[Tier] = DEFAULT_TIERS
+    ) -> None:
+        super().__init__(rows, seed, params)
+        self.tiers = tuple(tiers)
+        self._days = rows.decision_days()
+
+    def training_rows(self, day: Day) -> tuple[IntArray, npt.NDArray[np.float32], xgb.Booster | None]:
+        sampler = RecencySampler(day.day, self.tiers, seed=self.seed)
+        kept, weights = [], []
+        for i in self._labelled_by(day):
+            w = sampler.keep(self.rows.session_ids[i], date.fromordinal(int(self._days[i])))
+            if w is not None:
+                kept.append(i)
+                weights.append(w)
+        return np.array(kept, dtype=np.int64), np.array(weights, dtype=np.float32), None
+
+
+class Warm(SnapshotStrategy):
+    name = "warm"
+
+    def training_rows(self, day: Day) -> tuple[IntArray, npt.NDArray[np.float32], xgb.Booster | None]:
+        idx = day.closed if self.booster is not None else self._labelled_by(day)
+        return idx, np.ones(len(idx), dtype=np.float32), self.booster
+
+
+class Online(Strategy):
+    name = "online"
+
+    def __init__(self, rows: LabRows, seed: int) -> None:
+        super().__init__(rows, seed)
+        self.learner = make_learners(seed)["intent"]
+        self._learn_cpu = 0.0
+        self._learned_today = 0
+        self.drift_alarm_ms: list[int] = []  # event times of the learner's ADWIN alarms (drift points)
+
+    def predict(self, day: Day) -> npt.NDArray[np.float64]:
+        """Walk the day in time order: forecast at each decision, learn at each close (a decision first on a tie)."""
+        rows = self.rows
+        timeline = sorted(
+            [(int(rows.decision_ms[i]), 0, j, int(i)) for j, i in enumerate(day.decided)]
+            + [(int(rows.closed_ms[i]), 1, -1, int(i)) for i in day.closed]
+        )
+        out = np.empty(len(day.decided), dtype=np.float64)
+        for _, kind, j, i in timeline:
+            if kind == 0:
+                self._check_unseen(np.array([i]))
+                out[j] = self.learner.predict_one(rows.features(i))
+            else:
+                alarms = self.learner.drift.alarms
+                started = time.process_time()
+                self.learner.learn_one(rows.features(i), bool(rows.y[i]), ts_ms=int(rows.closed_ms[i]))
+                self._learn_cpu += time.process_time() - started
+                if self.learner.drift.alarms > alarms:
+                    self.drift_alarm_ms.append(int(rows.closed_ms[i]))
+                self.learned[i] = True
+                self._learned_today += 1
+        return out
+
+    def nightly(self, day: Day) -> Training:
+        done = Training(rows=self._learned_today, cpu_s=self._learn_cpu, note="learned as sessions closed")
+        self._learn_cpu, self._learned_today = 0.0, 0
+        return done
+
+
+class Hybrid(Strategy):
+    name = "hybrid"
+
+    def __init__(
+        self, rows: LabRows, seed: int, params: TrainParams = NIGHTLY_PARAMS, tiers: Sequence[Tier] = DEFAULT_TIERS
+    ) -> None:
+        super().__init__(rows, seed)
+        self.online = Online(rows, seed)
+        self.snapshot = Sampled(rows, seed, params, tiers)
+
+    def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
+        p_online = self.online.predict(day)
+        p_snapshot = self.snapshot.predict(day)
+        self.leaks = self.online.leaks + self.snapshot.leaks
+        self.learned = self.online.learned | self.snapshot.learned
+        if p_snapshot is None:
+            return p_online
+        return _sigmoid(0.5 * (_logit(p_online) + _logit(p_snapshot)))
+
+    def nightly(self, day: Day) -> Training:
+        online = self.online.nightly(day)
+        snapshot = self.snapshot.nightly(day)
+        if snapshot is None:
+            return online
+        peak = snapshot.peak_mb
+        return Training(
+            rows=online.rows + snapshot.rows, cpu_s=online.cpu_s + snapshot.cpu_s, peak_mb=peak, trees=snapshot.trees
+        )
+
+
+STRATEGIES: dict[str, Callable[..., Strategy]] = {
+    "full": Full,
+    "sampled": Sampled,
+    "warm": Warm,
+    "online": Online,
+    "hybrid": Hybrid,
+}
+
+
+def make_strategy(
+    name: str, rows: LabRows, seed: int, params: TrainParams = NIGHTLY_PARAMS, tiers: Sequence[Tier] = DEFAULT_TIERS
+) -> Strategy:
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    if name == "online":
+        return Online(rows, seed)
+    if name in ("sampled", "hybrid"):
+        return STRATEGIES[name](rows, seed, params, tiers)
+    return STRATEGIES[name](rows, seed, params)
+
+
+def days_of(rows: LabRows) -> list[Day]:
+    """The stream cut into calendar days (in ``rows.tz``), from the first decision to the last close."""
+    if rows.n == 0:
+        return []
+    first = rows.day_of(int(rows.decision_ms.min()))
+    last = rows.day_of(int(max(rows.decision_ms.max(), rows.closed_ms.max())))
+    close_order = np.argsort(rows.closed_ms, kind="stable")
+    out = []
+    d = first
+    while d <= last:
+        start = _midnight_ms(d, rows)
+        end = _midnight_ms(d + timedelta(days=1), rows)
+        decided = np.flatnonzero((rows.decision_ms >= start) & (rows.decision_ms < end))
+        in_day = (rows.closed_ms[close_order] >= start) & (rows.closed_ms[close_order] < end)
+        out.append(Day(d, start, end, decided.astype(np.int64), close_order[in_day].astype(np.int64)))
+        d += timedelta(days=1)
+    return out
+
+
+def _midnight_ms(d: date, rows: LabRows) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=rows.tz).timestamp() * 1000)
+
+
+def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def _sigmoid(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class _peak_memory:
+    """``with _peak_memory() as peak: ...; peak()`` -> MB of resident memory added at the peak (None off Linux)."""
+
+    def __enter__(self) -> Callable[[], float | None]:
+        self._base = _reset_peak()
+        return self._result
+
+    def __exit__(self, *exc: object) -> None:
+        self._peak = _status_mb("VmHWM") if self._base is not None else None
+
+    def _result(self) -> float | None:
+        if self._base is None or self._peak is None:
+            return None
+        return round(max(self._peak - self._base, 0.0), 1)
+
+
+def _reset_peak() -> float | None:
+    """Reset the process's resident high-water mark; the resident size now, or None when it cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return _status_mb("VmRSS")
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None

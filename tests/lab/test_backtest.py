@@ -1,0 +1,194 @@
+"""The strategy lab's invariants: one stream for all, no forecast of a learned row, honest figures."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
+
+import numpy as np
+import orjson
+from click.testing import CliRunner
+from factories import simulated_events
+
+from stream.cli import main
+from stream.lab.backtest import LabConfig, compare, recommendation, run_backtest
+from stream.lab.rows import collect_rows
+from stream.lab.strategies import Full, days_of
+from stream.settings import load_settings
+
+
+@functools.cache
+def lab():
+    events = simulated_events("abrupt", 6, 3000, seed=5)
+    rows = collect_rows(events, load_settings(env={}).processing)
+    return events, rows, run_backtest(rows, LabConfig(seed=5))
+
+
+def _end_ms(day: str) -> int:
+    d = date.fromisoformat(day) + timedelta(days=1)
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
+
+
+def test_every_strategy_sees_the_same_events_in_the_same_order():
+    events, rows, result = lab()
+    digest = hashlib.blake2b(digest_size=16)
+    for ev in events:
+        digest.update(ev["event_id"].encode() + b"\x00")
+    assert result["source"]["events_digest"] == digest.hexdigest()
+    assert result["source"]["events"] == len(events)
+    assert len({s["stream_digest"] for s in result["strategies"].values()}) == 1
+    assert set(result["strategies"]) == {"full", "sampled", "warm", "online", "hybrid"}
+    decided_per_day: dict[str, int] = {}
+    for ms in rows.decision_ms:
+        day = datetime.fromtimestamp(int(ms) / 1000, UTC).date().isoformat()
+        decided_per_day[day] = decided_per_day.get(day, 0) + 1
+    for s in result["strategies"].values():
+        assert {d["day"]: d["n"] for d in s["daily"] if d["n"]} == decided_per_day
+
+
+def test_no_strategy_is_evaluated_on_data_it_trained_on():
+    _, rows, result = lab()
+    strategies = result["strategies"]
+    assert all(s["leaks"] == 0 for s in strategies.values())
+    for name in ("full", "sampled", "warm"):
+        assert strategies[name]["daily"][0]["auc"] is None, f"{name} has no model before its first night"
+    for night in strategies["full"]["daily"]:
+        labelled = int(np.count_nonzero(rows.closed_ms < _end_ms(night["day"])))
+        assert night["train_rows"] == labelled, "full retraining uses every row labelled by midnight, no later one"
+    closed_that_day = [
+        int(np.count_nonzero((rows.closed_ms >= _end_ms(d["day"]) - 86_400_000) & (rows.closed_ms < _end_ms(d["day"]))))
+        for d in strategies["warm"]["daily"]
+    ]
+    assert [d["train_rows"] for d in strategies["warm"]["daily"][1:]] == closed_that_day[1:]
+    assert [d["train_rows"] for d in strategies["online"]["daily"]] == closed_that_day
+
+
+def test_the_leak_check_catches_a_strategy_that_learns_a_day_before_forecasting_it():
+    _, rows, _ = lab()
+
+    class Peeking(Full):
+        def predict(self, day):
+            self.nightly(day)  # trains on the day's labelled rows first: a look-ahead
+            return super().predict(day)
+
+    strategy = Peeking(rows, seed=5)
+    for day in days_of(rows):
+        strategy.observe(day)
+        strategy.predict(day)
+    assert strategy.leaks > 0
+
+
+def test_figures_are_measured_not_made_up():
+    _, _, result = lab()
+    for s in result["strategies"].values():
+        summary = s["summary"]
+        assert 0.3 < summary["auc"] < 1.0 and summary["logloss"] > 0.0
+        assert summary["train_cpu_s"] > 0.0 and summary["train_rows"] > 0
+        assert summary["days_compared"] == result["comparison"]["days"] >= 4
+    assert result["comparison"]["best"] in result["strategies"]
+    assert result["comparison"]["best"] in result["recommendation"]
+
+
+def _days(logloss: list[float], cpu: float) -> list[dict]:
+    return [
+        {"day": f"2026-01-{i + 1:02d}", "auc": 0.7, "logloss": x, "train_cpu_s": cpu / len(logloss)}
+        for i, x in enumerate(logloss)
+    ]
+
+
+def test_recommendation_is_the_cheapest_strategy_within_the_noise_of_the_best():
+    rng = np.random.default_rng(0)
+    base = 0.6 + 0.02 * rng.standard_normal(20)
+    daily = {
+        "costly": _days(list(base), 100.0),
+        "cheap_tie": _days(list(base + 0.001 * rng.standard_normal(20)), 10.0),
+        "cheap_worse": _days(list(base + 0.05), 1.0),
+    }
+    common = [d["day"] for d in daily["costly"]]
+    summaries = {
+        n: {
+            "logloss": float(np.mean([d["logloss"] for d in ds])),
+            "auc": 0.7,
+            "train_cpu_s": 100.0 if n == "costly" else 10.0 if n == "cheap_tie" else 1.0,
+        }
+        for n, ds in daily.items()
+    }
+    comparison = compare(daily, common, summaries)
+    assert comparison["versus_best"]["cheap_worse"]["logloss_diff"]["lo95"] > 0
+    text = recommendation(comparison, summaries)
+    assert "Recommendation: cheap_tie" in text and "cheap_worse: log loss +0.0500" in text
+
+
+def test_cli_writes_results_json(tmp_path):
+    out = tmp_path / "lab"
+    result = CliRunner().invoke(
+        main,
+        ["backtest", "--scenario", "stationary", "--days", "3", "--users", "1500", "--strategies", "full,online",
+         "--seed", "3", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = orjson.loads((out / "results.json").read_bytes())
+    assert set(data["strategies"]) == {"full", "online"}
+    for s in data["strategies"].values():
+        for day in s["daily"]:
+            assert {"day", "auc", "logloss", "train_cpu_s", "train_rows"} <= set(day)
+    assert isinstance(data["recommendation"], str) and data["recommendation"]
+    assert "full" in result.output and "online" in result.output
+    assert_report_agrees_with_json((out / "report.html").read_text(), data)
+    assert {p.name for p in (out / "plots").iterdir()} == {
+        "logloss.svg", "auc.svg", "train_cpu.svg", "accuracy_vs_compute.svg"
+    }  # fmt: skip
+
+
+class _Page(HTMLParser):
+    """The summary table's cells, the recommendation and the embedded results of a report page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.where: str | None = None
+        self.rows: list[list[str]] = []
+        self.recommendation = ""
+        self.embedded = ""
+
+    def handle_starttag(self, tag, attrs):
+        ident = dict(attrs).get("id")
+        if ident in ("summary", "recommendation", "results"):
+            self.where = ident
+        elif self.where == "summary" and tag == "tr":
+            self.rows.append([])
+
+    def handle_endtag(self, tag):
+        if (self.where, tag) in (("summary", "table"), ("recommendation", "p"), ("results", "script")):
+            self.where = None
+
+    def handle_data(self, data):
+        if self.where == "summary" and self.rows and self.lasttag == "td":
+            self.rows[-1].append(data)
+        elif self.where == "recommendation":
+            self.recommendation += data
+        elif self.where == "results":
+            self.embedded += data
+
+
+def assert_report_agrees_with_json(page: str, data: dict) -> None:
+    parsed = _Page()
+    parsed.feed(page)
+    assert orjson.loads(parsed.embedded) == data
+    assert parsed.recommendation == data["recommendation"]
+    cells = {row[0]: row for row in parsed.rows if row}
+    assert set(cells) == set(data["strategies"])
+    for name, s in data["strategies"].items():
+        m = s["summary"]
+        row = cells[name]
+        assert int(row[1]) == m["days_compared"]
+        for cell, value, places in ((row[2], m["auc"], 4), (row[3], m["logloss"], 4), (row[5], m["train_cpu_s"], 2)):
+            assert abs(float(cell) - value) <= 0.5 * 10**-places + 1e-12, (name, cell, value)
+        assert int(row[6].replace(",", "")) == m["train_rows"]
+        assert int(row[8]) == s["leaks"]
+
+
+def test_cli_wants_exactly_one_source(tmp_path):
+    result = CliRunner().invoke(main, ["backtest", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "exactly one of" in result.output
