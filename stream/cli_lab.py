@@ -190,9 +190,9 @@ def backtest(
     n_days = len(days_of(rows))
     progress: Any = click.progressbar(length=n_days, label="days", file=sys.stderr)
     with progress as bar:
-        result = run_backtest(rows, config, on_day=lambda day: bar.update(1))
+        markers = scenario_markers(scenario, days) if scenario is not None else []
+        result = run_backtest(rows, config, on_day=lambda day: bar.update(1), markers=markers)
     result["source"] |= {"described": described, "rejected_events": dict(rejected)}
-    result["markers"] = scenario_markers(scenario, days) if scenario is not None else []
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     if report:

@@ -14,15 +14,17 @@ interval does not exclude "as good as the best": same accuracy as far as this da
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from models.metrics import auc_summary, ece, log_loss
 from models.retrain import NIGHTLY_PARAMS
-from models.sampling import DEFAULT_TIERS, Tier, format_tiers
+from models.sampling import DEFAULT_TIERS, Tier, format_tiers, uniform
 from models.snapshot_training import TrainParams
 from stream.lab.rows import LabRows
 from stream.lab.strategies import STRATEGIES, Day, Hybrid, Online, Strategy, days_of, make_strategy
@@ -36,6 +38,23 @@ class LabConfig:
     seed: int = 0
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
     params: TrainParams = field(default=NIGHTLY_PARAMS)
+    probe_days: int = 7  # the forgetting probe: sessions of the first days ...
+    probe_rate: float = 0.2  # ... this share of them (by session id), held out of every strategy's training
+    window_days: int = 7  # around each marked change: this many days before and after are compared
+
+
+def probe_rows(rows: LabRows, config: LabConfig) -> npt.NDArray[np.bool_]:
+    """The forgetting probe: a seeded share of the sessions decided in the first ``probe_days`` days (at most the
+    first quarter of the run), held out of every strategy's training and forecast every night after."""
+    held_out = np.zeros(rows.n, dtype=bool)
+    if rows.n == 0 or config.probe_rate <= 0.0 or config.probe_days <= 0:
+        return held_out
+    days = rows.decision_days()
+    span = int(days.max()) - int(days.min()) + 1
+    last = int(days.min()) + min(config.probe_days, max(1, span // 4)) - 1  # at most a quarter of the run
+    for i in np.flatnonzero(days <= last):
+        held_out[i] = uniform(config.seed, "probe:" + rows.session_ids[i]) < config.probe_rate
+    return held_out
 
 
 def quality(p: np.ndarray | None, y: np.ndarray) -> dict[str, Any]:
@@ -53,12 +72,25 @@ def quality(p: np.ndarray | None, y: np.ndarray) -> dict[str, Any]:
     }
 
 
-def run_backtest(rows: LabRows, config: LabConfig, on_day: Callable[[Day], None] | None = None) -> dict[str, Any]:
-    """Run every strategy of ``config`` over ``rows``; the results as ``results.json`` holds them."""
+def run_backtest(
+    rows: LabRows,
+    config: LabConfig,
+    on_day: Callable[[Day], None] | None = None,
+    markers: Sequence[Mapping[str, str]] = (),
+) -> dict[str, Any]:
+    """Run every strategy of ``config`` over ``rows``; the results as ``results.json`` holds them.
+
+    ``markers`` are known changes (``{"day": ISO date, "label": ...}``, e.g. a simulated shift): the days around
+    each are compared separately (``periods``).
+    """
+    held_out = probe_rows(rows, config)
+    probe = np.flatnonzero(held_out)
+    probe_end = rows.day_of(int(rows.decision_ms[probe].max())) if len(probe) else None
     strategies: list[Strategy] = [
-        make_strategy(name, rows, config.seed, config.params, config.tiers) for name in config.strategies
+        make_strategy(name, rows, config.seed, config.params, config.tiers, held_out) for name in config.strategies
     ]
     daily: dict[str, list[dict[str, Any]]] = {s.name: [] for s in strategies}
+    probed: dict[str, list[dict[str, Any]]] = {s.name: [] for s in strategies}
     for day in days_of(rows):
         y = rows.y[day.decided]
         for s in strategies:
@@ -73,11 +105,15 @@ def run_backtest(rows: LabRows, config: LabConfig, on_day: Callable[[Day], None]
                 "trees": trained.trees if trained else None,
             }
             daily[s.name].append(entry)
+            if probe_end is not None and day.day >= probe_end:  # the probe's sessions are all in the past
+                p = quality(s.probe(probe), rows.y[probe])
+                probed[s.name].append({"day": day.day.isoformat(), "auc": p["auc"], "logloss": p["logloss"]})
         if on_day is not None:
             on_day(day)
     common = _common_days(daily)
     summaries = {name: _summary(days, common) for name, days in daily.items()}
     comparison = compare(daily, common, summaries)
+    periods = compare_periods(daily, markers, config.window_days)
     return {
         "source": {
             "events": rows.events,
@@ -100,15 +136,72 @@ def run_backtest(rows: LabRows, config: LabConfig, on_day: Callable[[Day], None]
             s.name: {
                 "daily": daily[s.name],
                 "summary": summaries[s.name],
+                "forgetting": forgetting(probed[s.name], len(probe), int(rows.y[probe].sum())),
                 "leaks": s.leaks,
                 "stream_digest": s.stream_digest,
             }
             for s in strategies
         },
+        "probe": {
+            "days": config.probe_days,
+            "rate": config.probe_rate,
+            "rows": len(probe),
+            "last_decision_day": probe_end.isoformat() if probe_end else None,
+        },
+        "markers": [dict(m) for m in markers],
+        "periods": periods,
         "drift_alarms": _drift_alarms(strategies, rows),
         "comparison": comparison,
-        "recommendation": recommendation(comparison, summaries),
+        "recommendation": recommendation(comparison, summaries, periods),
     }
+
+
+def forgetting(days: Sequence[dict[str, Any]], n: int, positives: int) -> dict[str, Any]:
+    """How the strategy's quality on the held-out early sessions moved once it had seen them all go by.
+
+    ``forgetting`` is the last night's probe log loss minus the best night's (0: nothing forgotten);
+    ``peak_forgetting`` the worst night's minus the best's.
+    """
+    losses = [d["logloss"] for d in days if d["logloss"] is not None]
+    if not losses:
+        return {"rows": n, "positives": positives, "daily": list(days), "forgetting": None, "peak_forgetting": None}
+    best = min(losses)
+    return {
+        "rows": n,
+        "positives": positives,
+        "daily": list(days),
+        "best_logloss": round(best, 6),
+        "final_logloss": round(losses[-1], 6),
+        "forgetting": round(losses[-1] - best, 6),
+        "peak_forgetting": round(max(losses) - best, 6),
+    }
+
+
+def compare_periods(
+    daily: dict[str, list[dict[str, Any]]], markers: Sequence[Mapping[str, str]], window_days: int
+) -> list[dict[str, Any]]:
+    """For each marked change, the ``window_days`` before it and from it on, compared like the whole run."""
+    out = []
+    for mark in markers:
+        at = date.fromisoformat(mark["day"])
+        for when, lo, hi in (
+            ("before", at - timedelta(days=window_days), at),
+            ("after", at, at + timedelta(days=window_days)),
+        ):
+            span = {name: [d for d in days if lo <= date.fromisoformat(d["day"]) < hi] for name, days in daily.items()}
+            common = _common_days(span)
+            summaries = {name: _summary(days, common) for name, days in span.items()}
+            out.append(
+                {
+                    "label": mark["label"],
+                    "when": when,
+                    "from": lo.isoformat(),
+                    "to": (hi - timedelta(days=1)).isoformat(),
+                    "strategies": {n: {k: m[k] for k in ("auc", "logloss", "ece")} for n, m in summaries.items()},
+                    "comparison": compare(span, common, summaries),
+                }
+            )
+    return out
 
 
 def _drift_alarms(strategies: Sequence[Strategy], rows: LabRows) -> list[dict[str, Any]]:
@@ -160,7 +253,9 @@ def compare(
     return {"best": best, "days": len(common), "versus_best": versus}
 
 
-def recommendation(comparison: dict[str, Any], summaries: dict[str, dict[str, Any]]) -> str:
+def recommendation(
+    comparison: dict[str, Any], summaries: dict[str, dict[str, Any]], periods: Sequence[dict[str, Any]] = ()
+) -> str:
     best = comparison["best"]
     if best is None:
         return (
@@ -193,6 +288,16 @@ def recommendation(comparison: dict[str, Any], summaries: dict[str, dict[str, An
         lines.append(
             f"Recommendation: {cheapest}, as accurate as {best} as far as these {comparison['days']} days can tell, "
             f"for {cpu_cheap:.1f} CPU s of training against {cpu_best:.1f} ({ratio:.1f}× less)."
+        )
+    for period in periods:
+        c = period["comparison"]
+        if c["best"] is None:
+            continue
+        diffs = sorted(((n, v["logloss_diff"]) for n, v in c["versus_best"].items()), key=lambda kv: kv[1]["mean"])
+        behind = ", ".join(f"{n} {d['mean']:+.4f} ({d['lo95']:+.4f} to {d['hi95']:+.4f})" for n, d in diffs)
+        lines.append(
+            f"{c['days']} days {period['when']} {period['label']} ({period['from']} to {period['to']}): "
+            f"{c['best']} most accurate; log loss behind it (95% CI): {behind}."
         )
     return " ".join(lines)
 

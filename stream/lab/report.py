@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-PLOTS = ("logloss", "auc", "train_cpu", "accuracy_vs_compute")
+PLOTS = ("logloss", "auc", "forgetting", "train_cpu", "accuracy_vs_compute")
 COLOURS = {"full": "#1f77b4", "sampled": "#2ca02c", "warm": "#d62728", "online": "#9467bd", "hybrid": "#ff7f0e"}
 
 
@@ -64,6 +64,23 @@ def plots(result: Mapping[str, Any]) -> dict[str, str]:
         ax.legend(fontsize=8, ncol=len(strategies), loc="best")
         fig.autofmt_xdate()
         out[key] = _svg(fig, plt)
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for name, s in strategies.items():
+        probe = [d for d in s["forgetting"]["daily"] if d["logloss"] is not None]
+        ax.plot([date.fromisoformat(d["day"]) for d in probe], [d["logloss"] for d in probe], label=name,
+                color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)  # fmt: skip
+    _marks(ax, result)
+    probe_info = result["probe"]
+    ax.set_title(
+        f"Forgetting: log loss on {probe_info['rows']} held-out sessions of the first days (up to "
+        f"{probe_info['last_decision_day']}), each night",
+        fontsize=10,
+    )
+    ax.set_ylabel("probe log loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(strategies), loc="best")
+    fig.autofmt_xdate()
+    out["forgetting"] = _svg(fig, plt)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, s in strategies.items():
         m = s["summary"]
@@ -117,6 +134,7 @@ def summary_rows(result: Mapping[str, Any]) -> list[list[str]]:
                 _fmt(m["train_cpu_s"], ".2f"),
                 f"{m['train_rows']:,}",
                 _fmt(m["train_peak_mb"], ".1f"),
+                _fmt(s["forgetting"]["forgetting"], "+.4f"),
                 str(s["leaks"]),
             ]
         )
@@ -125,7 +143,7 @@ def summary_rows(result: Mapping[str, Any]) -> list[list[str]]:
 
 SUMMARY_HEADER = (
     "strategy", "days compared", "mean AUC", "mean log loss", "mean ECE", "training CPU s", "rows trained",
-    "peak training MB", "leaks",
+    "peak training MB", "forgetting", "leaks",
 )  # fmt: skip
 
 
@@ -133,6 +151,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], table_id: str) 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _behind(comparison: Mapping[str, Any]) -> str:
+    diffs = sorted(((n, v["logloss_diff"]) for n, v in comparison["versus_best"].items()), key=lambda kv: kv[1]["mean"])
+    return "; ".join(f"{n} {d['mean']:+.4f} [{d['lo95']:+.4f}, {d['hi95']:+.4f}]" for n, d in diffs)
 
 
 def render_html(result: Mapping[str, Any], svgs: Mapping[str, str]) -> str:
@@ -148,6 +171,22 @@ def render_html(result: Mapping[str, Any], svgs: Mapping[str, str]) -> str:
         ]
         for name, v in comparison["versus_best"].items()
     ]
+    around = [
+        [
+            f"{p['when']} {p['label']}",
+            f"{p['from']} to {p['to']}",
+            str(p["comparison"]["best"]),
+            _behind(p["comparison"]),
+        ]
+        for p in result.get("periods", [])
+        if p["comparison"]["best"] is not None
+    ]
+    around_html = (
+        "<h2>Around the marked changes</h2>"
+        + _table(("window", "days", "most accurate", "others' log loss behind it [95% CI]"), around, "periods")
+        if around
+        else ""
+    )
     embedded = orjson.dumps(result).decode().replace("</", "<\\/")
     figures = "".join(f'<figure id="plot-{name}">{svgs[name]}</figure>' for name in PLOTS if name in svgs)
     return f"""<!doctype html>
@@ -172,6 +211,9 @@ no label). Seed {result["config"]["seed"]}; recency tiers {html.escape(result["c
 Against the most accurate ({html.escape(str(comparison["best"]))}), paired daily differences with a 95% interval
 (normal, over days):</p>
 {_table(("strategy", "log loss diff", "95% CI", "AUC diff", "95% CI"), versus, "versus")}
+<p class="note">Forgetting: the last night's log loss on the probe (a seeded {100 * result["probe"]["rate"]:g}% of the
+sessions of the first days, which no strategy trains on) minus its best night's.</p>
+{around_html}
 <h2>Plots</h2>
 {figures}
 <h2>How it was measured</h2>

@@ -73,9 +73,11 @@ class Strategy(ABC):
 
     name: str = ""
 
-    def __init__(self, rows: LabRows, seed: int) -> None:
+    def __init__(self, rows: LabRows, seed: int, held_out: npt.NDArray[np.bool_] | None = None) -> None:
         self.rows = rows
         self.seed = seed
+        # rows no strategy may learn (the forgetting probe): forecast, never trained on
+        self.held_out = held_out if held_out is not None else np.zeros(rows.n, dtype=bool)
         self.learned = np.zeros(rows.n, dtype=bool)
         self.leaks = 0
         self._stream = hashlib.blake2b(digest_size=16)
@@ -101,22 +103,35 @@ class Strategy(ABC):
     def nightly(self, day: Day) -> Training | None:
         """Train at the end of ``day`` on what was labelled by then; None when it trains nothing."""
 
+    @abstractmethod
+    def probe(self, idx: IntArray) -> npt.NDArray[np.float64] | None:
+        """P(buy) for rows ``idx`` (held-out, from any time) by the model as it stands, learning nothing."""
+
 
 class SnapshotStrategy(Strategy):
     """A nightly XGBoost snapshot; subclasses choose the rows (and whether to continue the last booster)."""
 
-    def __init__(self, rows: LabRows, seed: int, params: TrainParams = NIGHTLY_PARAMS) -> None:
-        super().__init__(rows, seed)
+    def __init__(
+        self,
+        rows: LabRows,
+        seed: int,
+        params: TrainParams = NIGHTLY_PARAMS,
+        held_out: npt.NDArray[np.bool_] | None = None,
+    ) -> None:
+        super().__init__(rows, seed, held_out)
         self.params = params
         self.booster: xgb.Booster | None = None
 
     def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
+        return self.probe(day.decided)
+
+    def probe(self, idx: IntArray) -> npt.NDArray[np.float64] | None:
         if self.booster is None:
             return None
-        self._check_unseen(day.decided)
-        if len(day.decided) == 0:
+        self._check_unseen(idx)
+        if len(idx) == 0:
             return np.zeros(0)
-        data = xgb.DMatrix(self.rows.X[day.decided], feature_names=list(FEATURE_NAMES), missing=np.nan)
+        data = xgb.DMatrix(self.rows.X[idx], feature_names=list(FEATURE_NAMES), missing=np.nan)
         return self.booster.predict(data).astype(np.float64)
 
     @abstractmethod
@@ -125,6 +140,8 @@ class SnapshotStrategy(Strategy):
 
     def nightly(self, day: Day) -> Training | None:
         idx, w, base = self.training_rows(day)
+        keep = ~self.held_out[idx]
+        idx, w = idx[keep], w[keep]
         y = self.rows.y[idx]
         if len(idx) == 0 or len(np.unique(y)) < 2:
             return Training(rows=len(idx), cpu_s=0.0, note="nothing to learn: one class or no rows")
@@ -150,9 +167,14 @@ class Sampled(SnapshotStrategy):
     name = "sampled"
 
     def __init__(
-        self, rows: LabRows, seed: int, params: TrainParams = NIGHTLY_PARAMS, tiers: Sequence[Tier] = DEFAULT_TIERS
+        self,
+        rows: LabRows,
+        seed: int,
+        params: TrainParams = NIGHTLY_PARAMS,
+        tiers: Sequence[Tier] = DEFAULT_TIERS,
+        held_out: npt.NDArray[np.bool_] | None = None,
     ) -> None:
-        super().__init__(rows, seed, params)
+        super().__init__(rows, seed, params, held_out)
         self.tiers = tuple(tiers)
         self._days = rows.decision_days()
 
@@ -178,8 +200,8 @@ class Warm(SnapshotStrategy):
 class Online(Strategy):
     name = "online"
 
-    def __init__(self, rows: LabRows, seed: int) -> None:
-        super().__init__(rows, seed)
+    def __init__(self, rows: LabRows, seed: int, held_out: npt.NDArray[np.bool_] | None = None) -> None:
+        super().__init__(rows, seed, held_out)
         self.learner = make_learners(seed)["intent"]
         self._learn_cpu = 0.0
         self._learned_today = 0
@@ -197,7 +219,7 @@ class Online(Strategy):
             if kind == 0:
                 self._check_unseen(np.array([i]))
                 out[j] = self.learner.predict_one(rows.features(i))
-            else:
+            elif not self.held_out[i]:
                 alarms = self.learner.drift.alarms
                 started = time.process_time()
                 self.learner.learn_one(rows.features(i), bool(rows.y[i]), ts_ms=int(rows.closed_ms[i]))
@@ -213,20 +235,35 @@ class Online(Strategy):
         self._learn_cpu, self._learned_today = 0.0, 0
         return done
 
+    def probe(self, idx: IntArray) -> npt.NDArray[np.float64]:
+        self._check_unseen(idx)
+        return np.array([self.learner.predict_one(self.rows.features(int(i))) for i in idx], dtype=np.float64)
+
 
 class Hybrid(Strategy):
     name = "hybrid"
 
     def __init__(
-        self, rows: LabRows, seed: int, params: TrainParams = NIGHTLY_PARAMS, tiers: Sequence[Tier] = DEFAULT_TIERS
+        self,
+        rows: LabRows,
+        seed: int,
+        params: TrainParams = NIGHTLY_PARAMS,
+        tiers: Sequence[Tier] = DEFAULT_TIERS,
+        held_out: npt.NDArray[np.bool_] | None = None,
     ) -> None:
-        super().__init__(rows, seed)
-        self.online = Online(rows, seed)
-        self.snapshot = Sampled(rows, seed, params, tiers)
+        super().__init__(rows, seed, held_out)
+        self.online = Online(rows, seed, held_out)
+        self.snapshot = Sampled(rows, seed, params, tiers, held_out)
 
     def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
-        p_online = self.online.predict(day)
-        p_snapshot = self.snapshot.predict(day)
+        return self._blend(self.online.predict(day), self.snapshot.predict(day))
+
+    def probe(self, idx: IntArray) -> npt.NDArray[np.float64] | None:
+        return self._blend(self.online.probe(idx), self.snapshot.probe(idx))
+
+    def _blend(
+        self, p_online: npt.NDArray[np.float64], p_snapshot: npt.NDArray[np.float64] | None
+    ) -> npt.NDArray[np.float64]:
         self.leaks = self.online.leaks + self.snapshot.leaks
         self.learned = self.online.learned | self.snapshot.learned
         if p_snapshot is None:
@@ -254,15 +291,21 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
 
 
 def make_strategy(
-    name: str, rows: LabRows, seed: int, params: TrainParams = NIGHTLY_PARAMS, tiers: Sequence[Tier] = DEFAULT_TIERS
+    name: str,
+    rows: LabRows,
+    seed: int,
+    params: TrainParams = NIGHTLY_PARAMS,
+    tiers: Sequence[Tier] = DEFAULT_TIERS,
+    held_out: npt.NDArray[np.bool_] | None = None,
 ) -> Strategy:
+    """A fresh strategy by name; ``held_out`` rows (the forgetting probe) are never trained on."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     if name == "online":
-        return Online(rows, seed)
+        return Online(rows, seed, held_out)
     if name in ("sampled", "hybrid"):
-        return STRATEGIES[name](rows, seed, params, tiers)
-    return STRATEGIES[name](rows, seed, params)
+        return STRATEGIES[name](rows, seed, params, tiers, held_out)
+    return STRATEGIES[name](rows, seed, params, held_out=held_out)
 
 
 def days_of(rows: LabRows) -> list[Day]:

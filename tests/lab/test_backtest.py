@@ -9,11 +9,12 @@ from html.parser import HTMLParser
 
 import numpy as np
 import orjson
+import pytest
 from click.testing import CliRunner
 from factories import simulated_events
 
 from stream.cli import main
-from stream.lab.backtest import LabConfig, compare, recommendation, run_backtest
+from stream.lab.backtest import LabConfig, compare, probe_rows, recommendation, run_backtest
 from stream.lab.rows import collect_rows
 from stream.lab.strategies import Full, days_of
 from stream.settings import load_settings
@@ -23,7 +24,8 @@ from stream.settings import load_settings
 def lab():
     events = simulated_events("abrupt", 6, 3000, seed=5)
     rows = collect_rows(events, load_settings(env={}).processing)
-    return events, rows, run_backtest(rows, LabConfig(seed=5))
+    shift = {"day": "2026-01-08", "label": "the shift"}  # abrupt over 6 days: the competitor arrives on day 3
+    return events, rows, run_backtest(rows, LabConfig(seed=5, window_days=2), markers=[shift])
 
 
 def _end_ms(day: str) -> int:
@@ -51,14 +53,19 @@ def test_every_strategy_sees_the_same_events_in_the_same_order():
 def test_no_strategy_is_evaluated_on_data_it_trained_on():
     _, rows, result = lab()
     strategies = result["strategies"]
-    assert all(s["leaks"] == 0 for s in strategies.values())
+    assert all(s["leaks"] == 0 for s in strategies.values())  # the probe rows count too: never trained on
     for name in ("full", "sampled", "warm"):
         assert strategies[name]["daily"][0]["auc"] is None, f"{name} has no model before its first night"
+    trainable = ~probe_rows(rows, LabConfig(seed=5))
     for night in strategies["full"]["daily"]:
-        labelled = int(np.count_nonzero(rows.closed_ms < _end_ms(night["day"])))
+        labelled = int(np.count_nonzero((rows.closed_ms < _end_ms(night["day"])) & trainable))
         assert night["train_rows"] == labelled, "full retraining uses every row labelled by midnight, no later one"
     closed_that_day = [
-        int(np.count_nonzero((rows.closed_ms >= _end_ms(d["day"]) - 86_400_000) & (rows.closed_ms < _end_ms(d["day"]))))
+        int(
+            np.count_nonzero(
+                (rows.closed_ms >= _end_ms(d["day"]) - 86_400_000) & (rows.closed_ms < _end_ms(d["day"])) & trainable
+            )
+        )
         for d in strategies["warm"]["daily"]
     ]
     assert [d["train_rows"] for d in strategies["warm"]["daily"][1:]] == closed_that_day[1:]
@@ -89,6 +96,34 @@ def test_figures_are_measured_not_made_up():
         assert summary["days_compared"] == result["comparison"]["days"] >= 4
     assert result["comparison"]["best"] in result["strategies"]
     assert result["comparison"]["best"] in result["recommendation"]
+
+
+def test_the_probe_is_a_seeded_share_of_the_first_week_and_its_forgetting_is_reported():
+    _, rows, result = lab()
+    held_out = probe_rows(rows, LabConfig(seed=5))
+    days = rows.decision_days()
+    first_days = min(7, (days.max() - days.min() + 1) // 4)  # a week, at most a quarter of the run
+    assert np.all(days[held_out] < days.min() + first_days)
+    share = held_out.sum() / np.count_nonzero(days < days.min() + first_days)
+    assert 0.1 < share < 0.3 and result["probe"]["rows"] == int(held_out.sum())
+    for s in result["strategies"].values():
+        f = s["forgetting"]
+        assert f["rows"] == int(held_out.sum()) and f["daily"], "probed every night after the probe's last day"
+        assert f["forgetting"] == round(f["final_logloss"] - f["best_logloss"], 6) >= 0.0
+
+
+def test_the_days_around_a_marked_change_are_compared_on_their_own():
+    _, _, result = lab()
+    before, after = result["periods"]
+    assert (before["when"], before["from"], before["to"]) == ("before", "2026-01-06", "2026-01-07")
+    assert (after["when"], after["from"], after["to"]) == ("after", "2026-01-08", "2026-01-09")
+    for period in (before, after):
+        days = {period["from"], period["to"]}
+        for name, figures in period["strategies"].items():
+            daily = [d["logloss"] for d in result["strategies"][name]["daily"] if d["day"] in days]
+            assert figures["logloss"] == pytest.approx(sum(daily) / len(daily), abs=1e-6)
+    best_after = after["comparison"]["best"]
+    assert f"2 days after the shift (2026-01-08 to 2026-01-09): {best_after} most accurate" in result["recommendation"]
 
 
 def _days(logloss: list[float], cpu: float) -> list[dict]:
@@ -138,7 +173,7 @@ def test_cli_writes_results_json(tmp_path):
     assert "full" in result.output and "online" in result.output
     assert_report_agrees_with_json((out / "report.html").read_text(), data)
     assert {p.name for p in (out / "plots").iterdir()} == {
-        "logloss.svg", "auc.svg", "train_cpu.svg", "accuracy_vs_compute.svg"
+        "logloss.svg", "auc.svg", "forgetting.svg", "train_cpu.svg", "accuracy_vs_compute.svg"
     }  # fmt: skip
 
 
@@ -186,7 +221,7 @@ def assert_report_agrees_with_json(page: str, data: dict) -> None:
         for cell, value, places in ((row[2], m["auc"], 4), (row[3], m["logloss"], 4), (row[5], m["train_cpu_s"], 2)):
             assert abs(float(cell) - value) <= 0.5 * 10**-places + 1e-12, (name, cell, value)
         assert int(row[6].replace(",", "")) == m["train_rows"]
-        assert int(row[8]) == s["leaks"]
+        assert int(row[9]) == s["leaks"]
 
 
 def test_cli_wants_exactly_one_source(tmp_path):
