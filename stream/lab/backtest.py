@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from stream.lab.rows import LabRows
 from stream.lab.strategies import STRATEGIES, Day, Hybrid, Online, Strategy, days_of, make_strategy
 
 Z95 = 1.959964
+LAB_PARAMS = replace(NIGHTLY_PARAMS, nthread=1)
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,13 @@ class LabConfig:
     strategies: tuple[str, ...] = tuple(STRATEGIES)
     seed: int = 0
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
-    params: TrainParams = field(default=NIGHTLY_PARAMS)
+    # one XGBoost thread: a night's rows are few, the strategies train one after another, and CPU seconds of
+    # one thread compare cleanly (OpenMP threads spinning on a busy machine inflate them)
+    params: TrainParams = field(default=LAB_PARAMS)
     probe_days: int = 7  # the forgetting probe: sessions of the first days ...
     probe_rate: float = 0.2  # ... this share of them (by session id), held out of every strategy's training
     window_days: int = 7  # around each marked change: this many days before and after are compared
+    retrain_every: int = 1  # nights between snapshot trainings (1: nightly, 7: weekly)
 
 
 def probe_rows(rows: LabRows, config: LabConfig) -> npt.NDArray[np.bool_]:
@@ -87,7 +91,8 @@ def run_backtest(
     probe = np.flatnonzero(held_out)
     probe_end = rows.day_of(int(rows.decision_ms[probe].max())) if len(probe) else None
     strategies: list[Strategy] = [
-        make_strategy(name, rows, config.seed, config.params, config.tiers, held_out) for name in config.strategies
+        make_strategy(name, rows, config.seed, config.params, config.tiers, held_out, config.retrain_every)
+        for name in config.strategies
     ]
     daily: dict[str, list[dict[str, Any]]] = {s.name: [] for s in strategies}
     probed: dict[str, list[dict[str, Any]]] = {s.name: [] for s in strategies}
@@ -125,6 +130,7 @@ def run_backtest(
             "strategies": list(config.strategies),
             "seed": config.seed,
             "tiers": format_tiers(config.tiers),
+            "retrain_every_nights": config.retrain_every,
             "xgboost": {
                 "max_depth": config.params.max_depth,
                 "eta": config.params.eta,

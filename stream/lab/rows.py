@@ -10,10 +10,16 @@ worker computes at the session's first decision point. Each row carries
 
 Sessions still open when the events end have no label and give no row (counted in ``unlabelled``). The rows
 are ordered by decision time; ``digest`` fingerprints the event order they came from.
+
+**Purchase-only histories** (e.g. the CDNOW log, one ``purchase`` event per order): with ``repurchase_days``
+H, each purchase is the decision point and the label is whether the same user buys again within H days after
+it; that label is known only H days later, so ``closed_ms`` is the purchase time plus H. Purchases less than H
+days before the last event have no label yet and give no row (``unlabelled``).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -59,9 +65,25 @@ class LabRows:
         return {n: float(v) for n, v in zip(FEATURE_NAMES, self.X[i], strict=True) if v == v}
 
 
-def collect_rows(events: Iterable[Mapping[str, Any]], processing: ProcessingSettings, tz: tzinfo = UTC) -> LabRows:
-    """Replay ``events`` (in the order given) through the state stage and keep one row per closed session."""
+def collect_rows(
+    events: Iterable[Mapping[str, Any]],
+    processing: ProcessingSettings,
+    tz: tzinfo = UTC,
+    repurchase_days: float | None = None,
+) -> LabRows:
+    """Replay ``events`` (in the order given) through the state stage and keep one row per closed session.
+
+    With ``repurchase_days`` the decision point is a purchase and the label a repeat purchase within that many
+    days (see the module doc).
+    """
+    if repurchase_days is not None:
+        if repurchase_days <= 0:
+            raise ValueError(f"repurchase_days must be positive, not {repurchase_days}")
+        processing = processing.model_copy(update={"decision_events": ("purchase",)})
     tracker = StateTracker(processing, tz, user_vectors=False)
+    purchases: dict[str, list[int]] = {}  # user -> purchase times, for the repurchase label
+    users: list[str] = []
+    last_ms = 0
     ids: list[str] = []
     X: list[list[float]] = []
     y: list[float] = []
@@ -74,6 +96,7 @@ def collect_rows(events: Iterable[Mapping[str, Any]], processing: ProcessingSett
         if c.decision_features is None or c.decision_ms is None:
             return
         ids.append(c.session_id)
+        users.append(c.user_id)
         X.append([c.decision_features[n] for n in FEATURE_NAMES])
         y.append(1.0 if c.purchased else 0.0)
         decided.append(c.decision_ms)
@@ -84,6 +107,9 @@ def collect_rows(events: Iterable[Mapping[str, Any]], processing: ProcessingSett
         digest.update(event.event_id.encode())
         digest.update(b"\x00")
         tracked = tracker.apply(event)
+        last_ms = max(last_ms, event.ts_ms)
+        if repurchase_days is not None and event.type == "purchase":
+            purchases.setdefault(event.user_id, []).append(event.ts_ms)
         for c in tracked.closed_before:
             closed(c)
         for c in tracked.closed_after:
@@ -91,6 +117,18 @@ def collect_rows(events: Iterable[Mapping[str, Any]], processing: ProcessingSett
         count += 1
     unlabelled = sum(1 for s in tracker.store.open_sessions() if s.decision_ms is not None)
     order = sorted(range(len(ids)), key=lambda i: (decided[i], ids[i]))
+    if repurchase_days is not None:
+        horizon = int(repurchase_days * 86_400_000)
+        for times in purchases.values():
+            times.sort()
+        known = [i for i in order if decided[i] + horizon <= last_ms]
+        unlabelled += len(order) - len(known)
+        order = known
+        for i in order:
+            times = purchases.get(users[i], [])
+            after = bisect.bisect_right(times, decided[i])  # the first purchase strictly later
+            y[i] = 1.0 if after < len(times) and times[after] <= decided[i] + horizon else 0.0
+            closed_at[i] = decided[i] + horizon
     return LabRows(
         session_ids=tuple(ids[i] for i in order),
         X=np.array([X[i] for i in order], dtype=np.float32).reshape(len(order), len(FEATURE_NAMES)),

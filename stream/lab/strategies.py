@@ -10,16 +10,18 @@ strategy is evaluated on data it trained on. Each strategy counts any forecast o
 * ``full``: nightly XGBoost from scratch on every labelled row so far;
 * ``sampled``: nightly from scratch on the recency sample (tiers as ``offerstream retrain``, default
   100 % of the last 30 days, 50 % of days 31-90, 10 % of days 91-180, weighted by 1/rate);
-* ``warm``: nightly continuation of the previous booster on the rows labelled that day only (the first
-  night trains from scratch);
+* ``warm``: nightly continuation of the previous booster on the rows labelled since it last trained (the
+  day's; the first night trains from scratch);
 * ``online``: the worker's River intent learner, learning each session as it closes, no snapshot;
 * ``hybrid``: the online learner and the ``sampled`` snapshot together, as the worker runs them; its forecast
   is their equal-weight blend in log-odds (the snapshot's alone before the learner has seen a session).
 
-XGBoost uses the nightly retrain's parameters (``models.retrain.NIGHTLY_PARAMS``). Training compute is measured
-per night: CPU seconds (``time.process_time``), rows, and, on Linux, the peak resident memory added while
-training (``/proc/self/clear_refs`` resets the high-water mark first); the online learner's compute is the CPU
-its learning took during the day.
+With ``retrain_every`` N the snapshot strategies train N nights after their last training (weekly: 7), and
+the first model as soon as they can. XGBoost uses the nightly retrain's parameters
+(``models.retrain.NIGHTLY_PARAMS``; the lab runs it on one thread). Training compute is measured per night:
+CPU seconds (``time.process_time``), rows, and, on Linux, the peak resident memory added while training
+(``/proc/self/clear_refs`` resets the high-water mark first); the online learner's compute is the CPU its
+learning took during the day.
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ class SnapshotStrategy(Strategy):
         super().__init__(rows, seed, held_out)
         self.params = params
         self.booster: xgb.Booster | None = None
+        self.retrain_every = 1  # nights between trainings (7: weekly); the first model is trained at once
+        self._nights = 0  # nights since the last training
+        self._trained_until_ms: int | None = None  # end of the last training's window
 
     def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
         return self.probe(day.decided)
@@ -139,6 +144,9 @@ class SnapshotStrategy(Strategy):
         """The rows to train on tonight, their weights, and the booster to continue (None: from scratch)."""
 
     def nightly(self, day: Day) -> Training | None:
+        self._nights += 1  # nights since the last training
+        if self.booster is not None and self._nights < self.retrain_every:
+            return None
         idx, w, base = self.training_rows(day)
         keep = ~self.held_out[idx]
         idx, w = idx[keep], w[keep]
@@ -149,6 +157,8 @@ class SnapshotStrategy(Strategy):
             result = train(self.rows.X[idx], y, w, FEATURE_NAMES, self.params, base=base)
         self.booster = result.booster
         self.learned[idx] = True
+        self._trained_until_ms = day.end_ms
+        self._nights = 0
         return Training(rows=result.rows, cpu_s=result.cpu_s, peak_mb=peak(), trees=result.rounds)
 
     def _labelled_by(self, day: Day) -> IntArray:
@@ -193,7 +203,10 @@ class Warm(SnapshotStrategy):
     name = "warm"
 
     def training_rows(self, day: Day) -> tuple[IntArray, npt.NDArray[np.float32], xgb.Booster | None]:
-        idx = day.closed if self.booster is not None else self._labelled_by(day)
+        """Rows labelled since the last training (the day's, nightly), continuing its booster."""
+        idx = self._labelled_by(day)
+        if self.booster is not None and self._trained_until_ms is not None:
+            idx = idx[self.rows.closed_ms[idx] >= self._trained_until_ms]
         return idx, np.ones(len(idx), dtype=np.float32), self.booster
 
 
@@ -297,15 +310,25 @@ def make_strategy(
     params: TrainParams = NIGHTLY_PARAMS,
     tiers: Sequence[Tier] = DEFAULT_TIERS,
     held_out: npt.NDArray[np.bool_] | None = None,
+    retrain_every: int = 1,
 ) -> Strategy:
-    """A fresh strategy by name; ``held_out`` rows (the forgetting probe) are never trained on."""
+    """A fresh strategy by name; ``held_out`` rows (the forgetting probe) are never trained on; snapshots train
+    every ``retrain_every`` nights."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    if retrain_every < 1:
+        raise ValueError(f"retrain_every must be at least 1 night, not {retrain_every}")
     if name == "online":
         return Online(rows, seed, held_out)
-    if name in ("sampled", "hybrid"):
-        return STRATEGIES[name](rows, seed, params, tiers, held_out)
-    return STRATEGIES[name](rows, seed, params, held_out=held_out)
+    strategy = (
+        STRATEGIES[name](rows, seed, params, tiers, held_out)
+        if name in ("sampled", "hybrid")
+        else STRATEGIES[name](rows, seed, params, held_out=held_out)
+    )
+    snapshot = strategy.snapshot if isinstance(strategy, Hybrid) else strategy
+    if isinstance(snapshot, SnapshotStrategy):
+        snapshot.retrain_every = retrain_every
+    return strategy
 
 
 def days_of(rows: LabRows) -> list[Day]:

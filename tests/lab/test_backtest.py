@@ -126,6 +126,19 @@ def test_the_days_around_a_marked_change_are_compared_on_their_own():
     assert f"2 days after the shift (2026-01-08 to 2026-01-09): {best_after} most accurate" in result["recommendation"]
 
 
+def test_retrain_every_other_night_trains_on_what_was_labelled_since():
+    _, rows, _ = lab()
+    result = run_backtest(rows, LabConfig(seed=5, strategies=("full", "warm"), retrain_every=2))
+    trainable = ~probe_rows(rows, LabConfig(seed=5))
+    full, warm = (result["strategies"][n]["daily"] for n in ("full", "warm"))
+    assert [d["trees"] is not None for d in full] == [i % 2 == 0 for i in range(len(full))]
+    assert full[0]["train_rows"] > 0 and full[1]["train_rows"] == 0, "the first night trains the first model"
+    for i in range(2, len(warm), 2):  # warm continues on the two days labelled since its last training
+        since, until = _end_ms(warm[i - 2]["day"]), _end_ms(warm[i]["day"])
+        fresh = (rows.closed_ms >= since) & (rows.closed_ms < until) & trainable
+        assert warm[i]["train_rows"] == int(np.count_nonzero(fresh))
+
+
 def _days(logloss: list[float], cpu: float) -> list[dict]:
     return [
         {"day": f"2026-01-{i + 1:02d}", "auc": 0.7, "logloss": x, "train_cpu_s": cpu / len(logloss)}
