@@ -119,6 +119,7 @@ def run_backtest(
     summaries = {name: _summary(days, common) for name, days in daily.items()}
     comparison = compare(daily, common, summaries)
     periods = compare_periods(daily, markers, config.window_days)
+    forgotten = {s.name: forgetting(probed[s.name], len(probe), int(rows.y[probe].sum())) for s in strategies}
     return {
         "source": {
             "events": rows.events,
@@ -142,7 +143,7 @@ def run_backtest(
             s.name: {
                 "daily": daily[s.name],
                 "summary": summaries[s.name],
-                "forgetting": forgetting(probed[s.name], len(probe), int(rows.y[probe].sum())),
+                "forgetting": forgotten[s.name],
                 "leaks": s.leaks,
                 "stream_digest": s.stream_digest,
             }
@@ -158,7 +159,7 @@ def run_backtest(
         "periods": periods,
         "drift_alarms": _drift_alarms(strategies, rows),
         "comparison": comparison,
-        "recommendation": recommendation(comparison, summaries, periods),
+        "recommendation": recommendation(comparison, summaries, periods, forgotten),
     }
 
 
@@ -260,7 +261,10 @@ def compare(
 
 
 def recommendation(
-    comparison: dict[str, Any], summaries: dict[str, dict[str, Any]], periods: Sequence[dict[str, Any]] = ()
+    comparison: dict[str, Any],
+    summaries: dict[str, dict[str, Any]],
+    periods: Sequence[dict[str, Any]] = (),
+    forgotten: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     best = comparison["best"]
     if best is None:
@@ -295,6 +299,10 @@ def recommendation(
             f"Recommendation: {cheapest}, as accurate as {best} as far as these {comparison['days']} days can tell, "
             f"for {cpu_cheap:.1f} CPU s of training against {cpu_best:.1f} ({ratio:.1f}× less)."
         )
+    measured = {n: f["forgetting"] for n, f in (forgotten or {}).items() if f.get("forgetting") is not None}
+    if measured:
+        listed = ", ".join(f"{n} {v:+.4f}" for n, v in sorted(measured.items(), key=lambda kv: kv[1]))
+        lines.append(f"Forgetting (probe log loss, last night minus best night): {listed}.")
     for period in periods:
         c = period["comparison"]
         if c["best"] is None:

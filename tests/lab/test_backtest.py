@@ -96,6 +96,7 @@ def test_figures_are_measured_not_made_up():
         assert summary["days_compared"] == result["comparison"]["days"] >= 4
     assert result["comparison"]["best"] in result["strategies"]
     assert result["comparison"]["best"] in result["recommendation"]
+    assert "Forgetting (probe log loss, last night minus best night): " in result["recommendation"]
 
 
 def test_the_probe_is_a_seeded_share_of_the_first_week_and_its_forgetting_is_reported():
