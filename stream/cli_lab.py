@@ -68,8 +68,8 @@ def scenario_markers(scenario: str, days: int) -> list[dict[str, str]]:
     if scenario == "abrupt":
         return [{"day": day(days / 2), "label": "competitor's free shipping"}]
     if scenario == "seasonal":
-        first, last = sale_week(days)
-        return [{"day": day(first), "label": "sale week"}, {"day": day(last), "label": "sale ends"}]
+        first, _ = sale_week(days)
+        return [{"day": day(first), "label": "the sale week"}]
     return []
 
 

@@ -187,23 +187,26 @@ def forgetting(days: Sequence[dict[str, Any]], n: int, positives: int) -> dict[s
 def compare_periods(
     daily: dict[str, list[dict[str, Any]]], markers: Sequence[Mapping[str, str]], window_days: int
 ) -> list[dict[str, Any]]:
-    """For each marked change, the ``window_days`` before it and from it on, compared like the whole run."""
+    """For each marked change, the ``window_days`` before it and from it on, compared like the whole run (over
+    the days of each window on which every strategy forecast)."""
     out = []
     for mark in markers:
         at = date.fromisoformat(mark["day"])
         for when, lo, hi in (
             ("before", at - timedelta(days=window_days), at),
-            ("after", at, at + timedelta(days=window_days)),
+            ("from", at, at + timedelta(days=window_days)),
         ):
             span = {name: [d for d in days if lo <= date.fromisoformat(d["day"]) < hi] for name, days in daily.items()}
             common = _common_days(span)
+            if not common:
+                continue
             summaries = {name: _summary(days, common) for name, days in span.items()}
             out.append(
                 {
                     "label": mark["label"],
                     "when": when,
-                    "from": lo.isoformat(),
-                    "to": (hi - timedelta(days=1)).isoformat(),
+                    "from": common[0],
+                    "to": common[-1],
                     "strategies": {n: {k: m[k] for k in ("auc", "logloss", "ece")} for n, m in summaries.items()},
                     "comparison": compare(span, common, summaries),
                 }
@@ -308,7 +311,10 @@ def recommendation(
         if c["best"] is None:
             continue
         diffs = sorted(((n, v["logloss_diff"]) for n, v in c["versus_best"].items()), key=lambda kv: kv[1]["mean"])
-        behind = ", ".join(f"{n} {d['mean']:+.4f} ({d['lo95']:+.4f} to {d['hi95']:+.4f})" for n, d in diffs)
+        behind = ", ".join(
+            f"{n} {d['mean']:+.4f} ({d['lo95']:+.4f} to {d['hi95']:+.4f}, {'worse' if d['lo95'] > 0 else 'a tie'})"
+            for n, d in diffs
+        )
         lines.append(
             f"{c['days']} days {period['when']} {period['label']} ({period['from']} to {period['to']}): "
             f"{c['best']} most accurate; log loss behind it (95% CI): {behind}."

@@ -117,14 +117,14 @@ def test_the_days_around_a_marked_change_are_compared_on_their_own():
     _, _, result = lab()
     before, after = result["periods"]
     assert (before["when"], before["from"], before["to"]) == ("before", "2026-01-06", "2026-01-07")
-    assert (after["when"], after["from"], after["to"]) == ("after", "2026-01-08", "2026-01-09")
+    assert (after["when"], after["from"], after["to"]) == ("from", "2026-01-08", "2026-01-09")
     for period in (before, after):
         days = {period["from"], period["to"]}
         for name, figures in period["strategies"].items():
             daily = [d["logloss"] for d in result["strategies"][name]["daily"] if d["day"] in days]
             assert figures["logloss"] == pytest.approx(sum(daily) / len(daily), abs=1e-6)
     best_after = after["comparison"]["best"]
-    assert f"2 days after the shift (2026-01-08 to 2026-01-09): {best_after} most accurate" in result["recommendation"]
+    assert f"2 days from the shift (2026-01-08 to 2026-01-09): {best_after} most accurate" in result["recommendation"]
 
 
 def test_retrain_every_other_night_trains_on_what_was_labelled_since():
