@@ -128,6 +128,11 @@ def render(result: dict[str, Any]) -> str:
     help="Nights between snapshot trainings (7: weekly).",
 )
 @click.option(
+    "--retrain-on-drift",
+    is_flag=True,
+    help="Also retrain the snapshots the night after the online intent learner's drift detector (ADWIN) fires.",
+)
+@click.option(
     "--repurchase-days",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -151,6 +156,7 @@ def backtest(
     strategies: tuple[str, ...],
     tiers: str | None,
     retrain_every: int,
+    retrain_on_drift: bool,
     repurchase_days: float | None,
     seed: int,
     out: Path,
@@ -188,7 +194,7 @@ def backtest(
         assert archive is not None
         events = _archived(archive)
         described = f"archive {archive}"
-    config = LabConfig(strategies=strategies, seed=seed, retrain_every=retrain_every)
+    config = LabConfig(strategies=strategies, seed=seed, retrain_every=retrain_every, retrain_on_drift=retrain_on_drift)
     if tiers is not None:
         from dataclasses import replace
 

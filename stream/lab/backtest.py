@@ -27,7 +27,7 @@ from models.retrain import NIGHTLY_PARAMS
 from models.sampling import DEFAULT_TIERS, Tier, format_tiers, uniform
 from models.snapshot_training import TrainParams
 from stream.lab.rows import LabRows
-from stream.lab.strategies import STRATEGIES, Day, Hybrid, Online, Strategy, days_of, make_strategy
+from stream.lab.strategies import STRATEGIES, Day, Online, Strategy, days_of, make_strategy
 
 Z95 = 1.959964
 LAB_PARAMS = replace(NIGHTLY_PARAMS, nthread=1)
@@ -45,6 +45,7 @@ class LabConfig:
     probe_rate: float = 0.2  # ... this share of them (by session id), held out of every strategy's training
     window_days: int = 7  # around each marked change: this many days before and after are compared
     retrain_every: int = 1  # nights between snapshot trainings (1: nightly, 7: weekly)
+    retrain_on_drift: bool = False  # also the night after the drift watch raised an alarm
 
 
 def probe_rows(rows: LabRows, config: LabConfig) -> npt.NDArray[np.bool_]:
@@ -96,8 +97,15 @@ def run_backtest(
     ]
     daily: dict[str, list[dict[str, Any]]] = {s.name: [] for s in strategies}
     probed: dict[str, list[dict[str, Any]]] = {s.name: [] for s in strategies}
+    watch = Online(rows, config.seed, held_out)  # the drift watch: the worker's intent learner and its ADWIN
     for day in days_of(rows):
         y = rows.y[day.decided]
+        alarms = len(watch.drift_alarm_ms)
+        watch.predict(day)  # learns the day's closed sessions in time order
+        drifted = len(watch.drift_alarm_ms) > alarms
+        if drifted and config.retrain_on_drift:
+            for s in strategies:
+                s.request_retrain()
         for s in strategies:
             s.observe(day)
             entry: dict[str, Any] = {"day": day.day.isoformat(), "n": len(y), "positives": int(y.sum())}
@@ -132,6 +140,7 @@ def run_backtest(
             "seed": config.seed,
             "tiers": format_tiers(config.tiers),
             "retrain_every_nights": config.retrain_every,
+            "retrain_on_drift": config.retrain_on_drift,
             "xgboost": {
                 "max_depth": config.params.max_depth,
                 "eta": config.params.eta,
@@ -157,7 +166,7 @@ def run_backtest(
         },
         "markers": [dict(m) for m in markers],
         "periods": periods,
-        "drift_alarms": _drift_alarms(strategies, rows),
+        "drift_alarms": [{"day": rows.day_of(ms).isoformat(), "ts_ms": ms} for ms in watch.drift_alarm_ms],
         "comparison": comparison,
         "recommendation": recommendation(comparison, summaries, periods, forgotten),
     }
@@ -212,17 +221,6 @@ def compare_periods(
                 }
             )
     return out
-
-
-def _drift_alarms(strategies: Sequence[Strategy], rows: LabRows) -> list[dict[str, Any]]:
-    """Where the online intent learner's error rose (ADWIN), as the report marks them: day and event time."""
-    online = next((s for s in strategies if isinstance(s, Online)), None)
-    if online is None:
-        hybrid = next((s for s in strategies if isinstance(s, Hybrid)), None)
-        online = hybrid.online if hybrid is not None else None
-    if online is None:
-        return []
-    return [{"day": rows.day_of(ms).isoformat(), "ts_ms": ms} for ms in online.drift_alarm_ms]
 
 
 def _common_days(daily: dict[str, list[dict[str, Any]]]) -> list[str]:

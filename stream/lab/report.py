@@ -5,7 +5,8 @@ Every figure in the page is read from the results dictionary that ``results.json
 verbatim (``<script type="application/json" id="results">``), so the page and the file cannot disagree.
 Plots are drawn with matplotlib (the ``lab`` extra: ``pip install 'offerstream[lab]'``): daily log loss and
 AUC per strategy, training CPU per night, and accuracy against total compute. Dashed lines mark the scenario's
-known changes (a simulated shift or sale week); small ticks at the top mark the online learner's drift alarms.
+known changes (a simulated shift or sale week); small ticks at the top mark the drift watch's alarms (the online
+intent learner's ADWIN).
 """
 
 from __future__ import annotations

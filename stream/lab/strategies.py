@@ -17,7 +17,8 @@ strategy is evaluated on data it trained on. Each strategy counts any forecast o
   is their equal-weight blend in log-odds (the snapshot's alone before the learner has seen a session).
 
 With ``retrain_every`` N the snapshot strategies train N nights after their last training (weekly: 7), and
-the first model as soon as they can. XGBoost uses the nightly retrain's parameters
+the first model as soon as they can; with drift-triggered retraining also the night after the drift watch (an
+online intent learner's ADWIN on its own error) raised an alarm. XGBoost uses the nightly retrain's parameters
 (``models.retrain.NIGHTLY_PARAMS``; the lab runs it on one thread). Training compute is measured per night:
 CPU seconds (``time.process_time``), rows, and, on Linux, the peak resident memory added while training
 (``/proc/self/clear_refs`` resets the high-water mark first); the online learner's compute is the CPU its
@@ -97,6 +98,9 @@ class Strategy(ABC):
     def _check_unseen(self, idx: IntArray) -> None:
         self.leaks += int(np.count_nonzero(self.learned[idx]))
 
+    def request_retrain(self) -> None:  # noqa: B027 - a no-op unless the strategy has a snapshot
+        """Train tonight whatever the cadence (a drift alarm); strategies without a snapshot ignore it."""
+
     @abstractmethod
     def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
         """P(buy) for each of ``day.decided``, each made before learning that row; None without a model yet."""
@@ -125,6 +129,7 @@ class SnapshotStrategy(Strategy):
         self.booster: xgb.Booster | None = None
         self.retrain_every = 1  # nights between trainings (7: weekly); the first model is trained at once
         self._nights = 0  # nights since the last training
+        self._due = False  # a retrain was requested for tonight
         self._trained_until_ms: int | None = None  # end of the last training's window
 
     def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
@@ -145,7 +150,7 @@ class SnapshotStrategy(Strategy):
 
     def nightly(self, day: Day) -> Training | None:
         self._nights += 1  # nights since the last training
-        if self.booster is not None and self._nights < self.retrain_every:
+        if self.booster is not None and self._nights < self.retrain_every and not self._due:
             return None
         idx, w, base = self.training_rows(day)
         keep = ~self.held_out[idx]
@@ -159,7 +164,11 @@ class SnapshotStrategy(Strategy):
         self.learned[idx] = True
         self._trained_until_ms = day.end_ms
         self._nights = 0
+        self._due = False
         return Training(rows=result.rows, cpu_s=result.cpu_s, peak_mb=peak(), trees=result.rounds)
+
+    def request_retrain(self) -> None:
+        self._due = True
 
     def _labelled_by(self, day: Day) -> IntArray:
         return np.flatnonzero(self.rows.closed_ms < day.end_ms)
@@ -270,6 +279,9 @@ class Hybrid(Strategy):
 
     def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
         return self._blend(self.online.predict(day), self.snapshot.predict(day))
+
+    def request_retrain(self) -> None:
+        self.snapshot.request_retrain()
 
     def probe(self, idx: IntArray) -> npt.NDArray[np.float64] | None:
         return self._blend(self.online.probe(idx), self.snapshot.probe(idx))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 
@@ -13,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 from factories import simulated_events
 
+from models.features import FEATURE_NAMES
 from stream.cli import main
 from stream.lab.backtest import LabConfig, compare, probe_rows, recommendation, run_backtest
-from stream.lab.rows import collect_rows
+from stream.lab.rows import LabRows, collect_rows
 from stream.lab.strategies import Full, days_of
 from stream.settings import load_settings
 
@@ -241,3 +243,37 @@ def assert_report_agrees_with_json(page: str, data: dict) -> None:
 def test_cli_wants_exactly_one_source(tmp_path):
     result = CliRunner().invoke(main, ["backtest", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "exactly one of" in result.output
+
+
+def _drifting_rows(days: int = 20, per_day: int = 150) -> LabRows:
+    """Sessions whose purchase follows the first feature, then its opposite from half-way: a concept drift."""
+    rng = np.random.default_rng(0)
+    n = days * per_day
+    X = rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32)
+    start = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp() * 1000)
+    decided = np.sort(start + rng.integers(0, days * 86_400_000, size=n)).astype(np.int64)
+    flipped = decided >= start + days // 2 * 86_400_000
+    logit = np.where(flipped, -3.0, 3.0) * X[:, 0]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float64)
+    return LabRows(
+        session_ids=tuple(f"s{i}" for i in range(n)), X=X, y=y, decision_ms=decided,
+        closed_ms=decided + 3_600_000, events=n, unlabelled=0, digest="synthetic",
+    )  # fmt: skip
+
+
+def test_a_drift_alarm_brings_the_next_retrain_forward():
+    rows = _drifting_rows()
+    monthly = LabConfig(seed=1, strategies=("full",), retrain_every=30, probe_rate=0.0)
+    on_drift = replace(monthly, retrain_on_drift=True)
+    plain, triggered = run_backtest(rows, monthly), run_backtest(rows, on_drift)
+    alarm_days = {a["day"] for a in triggered["drift_alarms"]}
+    assert alarm_days and min(alarm_days) >= "2026-01-15", "the watch fires after the flip, not before"
+    assert plain["drift_alarms"] == triggered["drift_alarms"]
+    trained = {d["day"] for d in triggered["strategies"]["full"]["daily"] if d["trees"] is not None}
+    assert trained == {"2026-01-05"} | alarm_days
+    assert [d["day"] for d in plain["strategies"]["full"]["daily"] if d["trees"] is not None] == ["2026-01-05"]
+    later = max(alarm_days)
+    after = [d["logloss"] for d in triggered["strategies"]["full"]["daily"] if d["day"] > later and d["logloss"]]
+    stale = [d["logloss"] for d in plain["strategies"]["full"]["daily"] if d["day"] > later and d["logloss"]]
+    assert len(after) == len(stale) >= 3
+    assert np.mean(after) < np.mean(stale), "retrained on the new concept, it forecasts better than the stale one"
