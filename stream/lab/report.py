@@ -3,10 +3,10 @@ as SVG files beside it.
 
 Every figure in the page is read from the results dictionary that ``results.json`` holds, which is embedded
 verbatim (``<script type="application/json" id="results">``), so the page and the file cannot disagree.
-Plots are drawn with matplotlib (the ``lab`` extra: ``pip install 'offerstream[lab]'``): daily log loss and
-AUC per strategy, training CPU per night, and accuracy against total compute. Dashed lines mark the scenario's
-known changes (a simulated shift or sale week); small ticks at the top mark the drift watch's alarms (the online
-intent learner's ADWIN).
+Plots are drawn with matplotlib (the ``lab`` extra: ``pip install 'offerstream[lab]'``): daily log loss (and
+its gap to the day's most accurate strategy) and AUC per strategy, the forgetting probe, training CPU per
+night, and accuracy against total compute. Dashed lines mark the scenario's known changes (a simulated shift or
+sale week); small ticks at the top mark the drift watch's alarms (the online intent learner's ADWIN).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-PLOTS = ("logloss", "auc", "forgetting", "train_cpu", "accuracy_vs_compute")
+PLOTS = ("logloss", "logloss_gap", "auc", "forgetting", "train_cpu", "accuracy_vs_compute")
 COLOURS = {"full": "#1f77b4", "sampled": "#2ca02c", "warm": "#d62728", "online": "#9467bd", "hybrid": "#ff7f0e"}
 
 
@@ -66,6 +66,16 @@ def plots(result: Mapping[str, Any]) -> dict[str, str]:
         fig.autofmt_xdate()
         out[key] = _svg(fig, plt)
     fig, ax = plt.subplots(figsize=(9, 3.6))
+    for name, (days, gaps) in logloss_gaps(result).items():
+        ax.plot(days, gaps, label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)
+    _marks(ax, result)
+    ax.set_title("Log loss above the day's most accurate strategy (0: the best that day)", fontsize=10)
+    ax.set_ylabel("log loss − day's best")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(strategies), loc="best")
+    fig.autofmt_xdate()
+    out["logloss_gap"] = _svg(fig, plt)
+    fig, ax = plt.subplots(figsize=(9, 3.6))
     for name, s in strategies.items():
         probe = [d for d in s["forgetting"]["daily"] if d["logloss"] is not None]
         ax.plot([date.fromisoformat(d["day"]) for d in probe], [d["logloss"] for d in probe], label=name,
@@ -96,6 +106,26 @@ def plots(result: Mapping[str, Any]) -> dict[str, str]:
     ax.grid(alpha=0.3)
     out["accuracy_vs_compute"] = _svg(fig, plt)
     return out
+
+
+def logloss_gaps(result: Mapping[str, Any]) -> dict[str, tuple[list[date], list[float]]]:
+    """Per strategy, its daily log loss minus the lowest of that day, on days every strategy forecast.
+
+    The day's purchase rate moves every strategy's log loss together; the gap shows who leads when.
+    """
+    by_day: dict[str, dict[str, float]] = {}
+    for name, s in result["strategies"].items():
+        for d in s["daily"]:
+            if d["logloss"] is not None:
+                by_day.setdefault(d["day"], {})[name] = d["logloss"]
+    complete = sorted(day for day, losses in by_day.items() if len(losses) == len(result["strategies"]))
+    return {
+        name: (
+            [date.fromisoformat(day) for day in complete],
+            [by_day[day][name] - min(by_day[day].values()) for day in complete],
+        )
+        for name in result["strategies"]
+    }
 
 
 def _marks(ax: Any, result: Mapping[str, Any]) -> None:

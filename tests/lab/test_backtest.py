@@ -189,7 +189,7 @@ def test_cli_writes_results_json(tmp_path):
     assert "full" in result.output and "online" in result.output
     assert_report_agrees_with_json((out / "report.html").read_text(), data)
     assert {p.name for p in (out / "plots").iterdir()} == {
-        "logloss.svg", "auc.svg", "forgetting.svg", "train_cpu.svg", "accuracy_vs_compute.svg"
+        "logloss.svg", "logloss_gap.svg", "auc.svg", "forgetting.svg", "train_cpu.svg", "accuracy_vs_compute.svg"
     }  # fmt: skip
 
 
@@ -277,3 +277,17 @@ def test_a_drift_alarm_brings_the_next_retrain_forward():
     stale = [d["logloss"] for d in plain["strategies"]["full"]["daily"] if d["day"] > later and d["logloss"]]
     assert len(after) == len(stale) >= 3
     assert np.mean(after) < np.mean(stale), "retrained on the new concept, it forecasts better than the stale one"
+
+
+def test_log_loss_gaps_are_measured_from_the_days_best_on_days_all_forecast():
+    from stream.lab.report import logloss_gaps
+
+    result = {
+        "strategies": {
+            "a": {"daily": [{"day": "2026-01-01", "logloss": 0.5}, {"day": "2026-01-02", "logloss": 0.7}]},
+            "b": {"daily": [{"day": "2026-01-01", "logloss": None}, {"day": "2026-01-02", "logloss": 0.6}]},
+        }
+    }
+    gaps = logloss_gaps(result)
+    assert gaps["a"] == ([date(2026, 1, 2)], [pytest.approx(0.1)])
+    assert gaps["b"] == ([date(2026, 1, 2)], [0.0])
