@@ -25,12 +25,32 @@ def _strategies(ctx: click.Context, param: click.Parameter, value: str) -> tuple
     return names
 
 
-def _simulated(scenario: str, days: int, users: int, seed: int) -> Iterator[dict[str, Any]]:
-    from stream.simulator import Simulation
+def _simulated(scenario: str, days: int, users: int, seed: int, collector: Any) -> None:
+    """Run the scenario in closed loop with a seeded uniform logging policy (every offer 1/5 at every decision
+    point, so the price models learn from honest logs), feeding the collector event by event and logging each
+    decision with the simulator's expected profit of every offer there."""
+    import random
 
-    sim = Simulation(scenario=scenario, days=days, users=users, seed=seed)
-    while (event := sim.next_event()) is not None:
-        yield event
+    from bandits.offers import default_catalogue
+    from stream.lab.rows import Logged
+    from stream.simulator import Simulation, closed_loop_run
+
+    offers = default_catalogue()
+    rng = random.Random(seed)
+    sim = Simulation(scenario=scenario, days=days, users=users, seed=seed, closed_loop=True)
+    decisions = collector.decisions
+
+    def decide(event: dict[str, Any]) -> tuple[str, str] | None:
+        collector.add(event)
+        event_id = event["event_id"]
+        if not sim.awaiting_response(event_id):
+            return None
+        offer = offers[rng.randrange(len(offers))]
+        flat = 1.0 if offer.flat_fee > 0 else 0.0
+        decisions[event_id] = Logged(offer.share, flat, 1.0 / len(offers), sim.expected_profit(event_id))
+        return offer.name, "lab-" + event_id
+
+    closed_loop_run(sim, decide)
 
 
 def _recorded(path: Path, rejected: Counter[str]) -> Iterator[dict[str, Any]]:
@@ -86,10 +106,11 @@ def render(result: dict[str, Any]) -> str:
         def f(x: float | None, spec: str) -> str:
             return "-" if x is None else format(x, spec)
 
+        value = f"  {m['profit_fraction']:.4f} of oracle" if m.get("profit_fraction") is not None else ""
         lines.append(
             f"{name:<9} {m['days_compared']:>4} {f(m['auc'], '.4f'):>7} {f(m['logloss'], '.4f'):>9}"
             f" {f(m['ece'], '.4f'):>7} {m['train_cpu_s']:>12.2f} {m['train_rows']:>10,}"
-            f" {f(m['train_peak_mb'], '.1f'):>8}"
+            f" {f(m['train_peak_mb'], '.1f'):>8}{value}"
         )
     return "\n".join(lines)
 
@@ -173,7 +194,7 @@ def backtest(
     prints a table and a recommendation.
     """
     from stream.lab.backtest import LabConfig, run_backtest
-    from stream.lab.rows import collect_rows
+    from stream.lab.rows import RowCollector, collect_rows
     from stream.settings import load_settings
     from stream.simulator import SCENARIOS
 
@@ -185,8 +206,10 @@ def backtest(
     if scenario is not None:
         if scenario not in SCENARIOS:
             raise click.BadParameter(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
-        events = _simulated(scenario, days, users, seed)
-        described = f"simulated {scenario}, {days} days, {users} shoppers, seed {seed}"
+        events = None
+        described = (
+            f"simulated {scenario}, {days} days, {users} shoppers, seed {seed}, offers shown uniformly at random"
+        )
     elif events_path is not None:
         events = _recorded(events_path, rejected)
         described = f"events of {events_path}"
@@ -205,18 +228,26 @@ def backtest(
         except TierError as exc:
             raise click.BadParameter(str(exc), param_hint="--tiers") from None
     click.echo(f"reading {described} ...", err=True)
-    rows = collect_rows(events, load_settings(env={}).processing, repurchase_days=repurchase_days)
+    processing = load_settings(env={}).processing
+    if events is None:  # the simulator, in closed loop: events and logged decisions together
+        collector = RowCollector(processing, decisions={})
+        _simulated(str(scenario), days, users, seed, collector)
+        rows = collector.finish()
+    else:
+        rows = collect_rows(events, processing, repurchase_days=repurchase_days)
     if rejected:
         click.echo(f"skipped {sum(rejected.values())} invalid events: {dict(rejected)}", err=True)
     what = f"purchases labelled by a repeat within {repurchase_days:g} days" if repurchase_days else "labelled sessions"
     click.echo(f"{rows.events:,} events, {rows.n:,} {what} ({rows.unlabelled:,} without a label yet)", err=True)
     from stream.lab.strategies import days_of
 
-    n_days = len(days_of(rows))
+    n_days = len(days_of(rows)) + (len(days_of(rows.price)) if rows.price is not None else 0)
     progress: Any = click.progressbar(length=n_days, label="days", file=sys.stderr)
     with progress as bar:
         markers = scenario_markers(scenario, days) if scenario is not None else []
         result = run_backtest(rows, config, on_day=lambda day: bar.update(1), markers=markers)
+        if rows.price is not None and rows.price.n:
+            result["price"] = run_backtest(rows.price, config, on_day=lambda day: bar.update(1), markers=markers)
     label = f"repeat purchase within {repurchase_days:g} days" if repurchase_days else "the session buys"
     result["source"] |= {"described": described, "rejected_events": dict(rejected), "label": label}
     out.mkdir(parents=True, exist_ok=True)
@@ -232,4 +263,9 @@ def backtest(
     click.echo(render(result))
     click.echo("")
     click.echo(result["recommendation"])
+    if "price" in result:
+        click.echo("\nprice model (P(buy | session, offer shown), weighted by 1 / logged propensity):")
+        click.echo(render(result["price"]))
+        click.echo("")
+        click.echo(result["price"]["recommendation"])
     click.echo(f"written to {out / 'results.json'}")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bandits.offers import Offer, default_catalogue
 from models.metrics import auc_summary, ece, log_loss
 from models.retrain import NIGHTLY_PARAMS
 from models.sampling import DEFAULT_TIERS, Tier, format_tiers, uniform
@@ -46,6 +47,8 @@ class LabConfig:
     window_days: int = 7  # around each marked change: this many days before and after are compared
     retrain_every: int = 1  # nights between snapshot trainings (1: nightly, 7: weekly)
     retrain_on_drift: bool = False  # also the night after the drift watch raised an alarm
+    offers: tuple[Offer, ...] = field(default_factory=default_catalogue)  # what a price model chooses among
+    margin: float = 0.30  # gross margin, for the value at stake of each offer
 
 
 def probe_rows(rows: LabRows, config: LabConfig) -> npt.NDArray[np.bool_]:
@@ -110,6 +113,8 @@ def run_backtest(
             s.observe(day)
             entry: dict[str, Any] = {"day": day.day.isoformat(), "n": len(y), "positives": int(y.sum())}
             entry |= quality(s.predict(day), y)
+            if rows.truth is not None:
+                entry |= decision_value(s, rows, day.decided, config)
             trained = s.nightly(day)
             entry |= {
                 "train_rows": trained.rows if trained else 0,
@@ -240,6 +245,52 @@ def _summary(days: Sequence[dict[str, Any]], common: Sequence[str]) -> dict[str,
         "train_cpu_s": round(sum(d["train_cpu_s"] for d in days), 3),
         "train_rows": int(sum(d["train_rows"] for d in days)),
         "train_peak_mb": max(peaks) if peaks else None,
+    } | _profit_summary(on)
+
+
+def _profit_summary(days: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Over the compared days: the decision value as a share of the oracle's profit (price rows only)."""
+    valued = [d for d in days if d.get("profit") is not None]
+    if not valued:
+        return {}
+    oracle = sum(d["oracle_profit"] for d in valued)
+    profit, none = sum(d["profit"] for d in valued), sum(d["none_profit"] for d in valued)
+    return {
+        "profit": round(profit, 2),
+        "profit_fraction": _r(profit / oracle, 4) if oracle > 0 else None,
+        "none_fraction": _r(none / oracle, 4) if oracle > 0 else None,  # always showing nothing, same days
+    }
+
+
+def decision_value(s: Strategy, rows: LabRows, idx: npt.NDArray[np.int64], config: LabConfig) -> dict[str, Any]:
+    """What the strategy's price model would earn choosing the offers at the day's decision points.
+
+    At each logged decision point the model scores the session under every offer; the offer with the highest
+    ``P(buy | x, offer) × (margin × cart − cost)`` (the worker's value at stake) is "chosen", and the simulator's
+    expected profit of that offer there is what it earns (``profit``), against the best offer's (``oracle_profit``)
+    and showing nothing (``none_profit``). A counterfactual choice at the recorded decision points, not a
+    closed loop: the choices do not change the shoppers the run saw.
+    """
+    truth = rows.truth
+    assert truth is not None
+    names = rows.feature_names
+    X = rows.X[idx]
+    cart = np.nan_to_num(X[:, names.index("cart_value")].astype(np.float64))
+    values = []
+    for offer in config.offers:
+        Xo = X.copy()
+        Xo[:, names.index("offer_share")] = offer.share
+        Xo[:, names.index("offer_flat")] = 1.0 if offer.flat_fee > 0 else 0.0
+        p = s.score(Xo)
+        if p is None:
+            return {"profit": None, "oracle_profit": None, "none_profit": None}
+        values.append(p * (config.margin * cart - (offer.share * cart + offer.flat_fee)))
+    chosen = np.argmax(np.stack(values, axis=1), axis=1) if len(idx) else np.zeros(0, dtype=np.int64)
+    picks = [config.offers[int(c)].name for c in chosen]
+    return {
+        "profit": round(sum(truth[i][o] for i, o in zip(idx, picks, strict=True)), 4),
+        "oracle_profit": round(sum(max(truth[i].values()) for i in idx), 4),
+        "none_profit": round(sum(truth[i].get("none", 0.0) for i in idx), 4),
     }
 
 
@@ -299,6 +350,15 @@ def recommendation(
         lines.append(
             f"Recommendation: {cheapest}, as accurate as {best} as far as these {comparison['days']} days can tell, "
             f"for {cpu_cheap:.1f} CPU s of training against {cpu_best:.1f} ({ratio:.1f}× less)."
+        )
+    valued = {n: m["profit_fraction"] for n, m in summaries.items() if m.get("profit_fraction") is not None}
+    if valued:
+        listed = ", ".join(f"{n} {v:.4f}" for n, v in sorted(valued.items(), key=lambda kv: -kv[1]))
+        none = next(m["none_fraction"] for m in summaries.values() if m.get("none_fraction") is not None)
+        lines.append(
+            "Decision value (the offer each price model would choose at the logged decision points, valued by the "
+            f"simulator's expected profit, as a share of the best offer's): {listed}; "
+            f"always showing nothing {none:.4f}."
         )
     measured = {n: f["forgetting"] for n, f in (forgotten or {}).items() if f.get("forgetting") is not None}
     if measured:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-PLOTS = ("logloss", "logloss_gap", "auc", "forgetting", "train_cpu", "accuracy_vs_compute")
+PLOTS = ("logloss", "logloss_gap", "auc", "forgetting", "train_cpu", "accuracy_vs_compute", "decision_value")
 COLOURS = {"full": "#1f77b4", "sampled": "#2ca02c", "warm": "#d62728", "online": "#9467bd", "hybrid": "#ff7f0e"}
 
 
@@ -92,6 +92,24 @@ def plots(result: Mapping[str, Any]) -> dict[str, str]:
     ax.legend(fontsize=8, ncol=len(strategies), loc="best")
     fig.autofmt_xdate()
     out["forgetting"] = _svg(fig, plt)
+    price = result.get("price")
+    if price is not None and any(d.get("profit") is not None for s in price["strategies"].values() for d in s["daily"]):
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+        for name, s in price["strategies"].items():
+            valued = [d for d in s["daily"] if d.get("profit") is not None and d["oracle_profit"] > 0]
+            ax.plot([date.fromisoformat(d["day"]) for d in valued], [d["profit"] / d["oracle_profit"] for d in valued],
+                    label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)  # fmt: skip
+        any_strategy = next(iter(price["strategies"].values()))["daily"]
+        base = [d for d in any_strategy if d.get("none_profit") is not None and d["oracle_profit"] > 0]
+        ax.plot([date.fromisoformat(d["day"]) for d in base], [d["none_profit"] / d["oracle_profit"] for d in base],
+                label="always nothing", color="grey", linestyle=":", linewidth=1.2)  # fmt: skip
+        _marks(ax, result)
+        ax.set_title("Decision value: the price model's chosen offers, share of the best offer's profit", fontsize=10)
+        ax.set_ylabel("profit / oracle")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=len(price["strategies"]) + 1, loc="best")
+        fig.autofmt_xdate()
+        out["decision_value"] = _svg(fig, plt)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, s in strategies.items():
         m = s["summary"]
@@ -158,6 +176,7 @@ def summary_rows(result: Mapping[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 name,
+                _fmt(m.get("profit_fraction"), ".4f"),
                 str(m["days_compared"]),
                 _fmt(m["auc"], ".4f"),
                 _fmt(m["logloss"], ".4f"),
@@ -173,8 +192,8 @@ def summary_rows(result: Mapping[str, Any]) -> list[list[str]]:
 
 
 SUMMARY_HEADER = (
-    "strategy", "days compared", "mean AUC", "mean log loss", "mean ECE", "training CPU s", "rows trained",
-    "peak training MB", "forgetting", "leaks",
+    "strategy", "decision value", "days compared", "mean AUC", "mean log loss", "mean ECE", "training CPU s",
+    "rows trained", "peak training MB", "forgetting", "leaks",
 )  # fmt: skip
 
 
@@ -187,6 +206,21 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], table_id: str) 
 def _behind(comparison: Mapping[str, Any]) -> str:
     diffs = sorted(((n, v["logloss_diff"]) for n, v in comparison["versus_best"].items()), key=lambda kv: kv[1]["mean"])
     return "; ".join(f"{n} {d['mean']:+.4f} [{d['lo95']:+.4f}, {d['hi95']:+.4f}]" for n, d in diffs)
+
+
+def _price_section(result: Mapping[str, Any]) -> str:
+    price = result.get("price")
+    if price is None:
+        return ""
+    return f"""<h2>Price model and decision value</h2>
+<p class="note">The same strategies keep a model of P(buy | session, offer shown) fresh, on the decisions the
+run logged (offers shown uniformly at random), weighted by 1 / logged propensity. "Decision value": at each
+logged decision point the model scores every offer, the one with the highest P(buy) × (margin × cart − cost) is
+chosen, and the simulator's expected profit of that offer there is what it earns, as a share of the best
+offer's — a counterfactual choice at the recorded decision points, not a closed loop.</p>
+<p id="price-recommendation">{html.escape(price["recommendation"])}</p>
+{_table(SUMMARY_HEADER, summary_rows(price), "price-summary")}
+"""
 
 
 def render_html(result: Mapping[str, Any], svgs: Mapping[str, str]) -> str:
@@ -245,6 +279,7 @@ Against the most accurate ({html.escape(str(comparison["best"]))}), paired daily
 <p class="note">Forgetting: the last night's log loss on the probe (a seeded {100 * result["probe"]["rate"]:g}% of the
 sessions of the first days, which no strategy trains on) minus its best night's.</p>
 {around_html}
+{_price_section(result)}
 <h2>Plots</h2>
 {figures}
 <h2>How it was measured</h2>

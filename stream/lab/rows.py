@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -30,17 +30,33 @@ import numpy as np
 import numpy.typing as npt
 
 from models.features import FEATURE_NAMES
-from models.trainset import ArchivedEvent
+from models.trainset import PRICE_FEATURE_NAMES, ArchivedEvent
 from stream.settings import ProcessingSettings
 from stream.tracking import ClosedSession, StateTracker
 
 
 @dataclass(frozen=True)
+class Logged:
+    """What was shown at a decision point: the offer's terms and its logged propensity; with the simulator, also
+    the expected profit of every offer there (its ground truth, for the decision value)."""
+
+    offer_share: float
+    offer_flat: float
+    propensity: float
+    expected_profit: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True)
 class LabRows:
-    """Columns of the labelled rows, ordered by decision time (then session id)."""
+    """Columns of the labelled rows, ordered by decision time (then session id).
+
+    ``kind`` is ``"intent"`` (features of the decision point) or ``"price"`` (the same plus the offer shown,
+    ``offer_share`` and ``offer_flat``, weighted by 1 / logged propensity). Intent rows carry the price rows of
+    the same sessions in ``price`` when the decisions were logged.
+    """
 
     session_ids: tuple[str, ...]
-    X: npt.NDArray[np.float32]  # (n, len(FEATURE_NAMES)); NaN is a missing feature
+    X: npt.NDArray[np.float32]  # (n, len(feature_names)); NaN is a missing feature
     y: npt.NDArray[np.float64]
     decision_ms: npt.NDArray[np.int64]
     closed_ms: npt.NDArray[np.int64]
@@ -48,6 +64,11 @@ class LabRows:
     unlabelled: int
     digest: str
     tz: tzinfo = UTC
+    kind: str = "intent"
+    feature_names: tuple[str, ...] = FEATURE_NAMES
+    weights: npt.NDArray[np.float64] | None = None  # 1 / logged propensity (price rows)
+    truth: tuple[Mapping[str, float], ...] | None = None  # each offer's expected profit (simulated price rows)
+    price: LabRows | None = None
 
     @property
     def n(self) -> int:
@@ -62,7 +83,12 @@ class LabRows:
 
     def features(self, i: int) -> dict[str, float]:
         """Row ``i`` as the online learners read it (missing features left out)."""
-        return {n: float(v) for n, v in zip(FEATURE_NAMES, self.X[i], strict=True) if v == v}
+        return row_features(self.X[i], self.feature_names)
+
+
+def row_features(x: npt.NDArray[np.float32], names: Sequence[str]) -> dict[str, float]:
+    """A feature vector as the online learners read it: a dict without the missing (NaN) values."""
+    return {n: float(v) for n, v in zip(names, x, strict=True) if v == v}
 
 
 def collect_rows(
@@ -70,73 +96,137 @@ def collect_rows(
     processing: ProcessingSettings,
     tz: tzinfo = UTC,
     repurchase_days: float | None = None,
+    decisions: Mapping[str, Logged] | None = None,
 ) -> LabRows:
     """Replay ``events`` (in the order given) through the state stage and keep one row per closed session.
 
     With ``repurchase_days`` the decision point is a purchase and the label a repeat purchase within that many
-    days (see the module doc).
+    days (see the module doc). With ``decisions`` (by the event id of the decision point), each session whose
+    first decision point was logged also gives a price row (``LabRows.price``).
     """
-    if repurchase_days is not None:
-        if repurchase_days <= 0:
-            raise ValueError(f"repurchase_days must be positive, not {repurchase_days}")
-        processing = processing.model_copy(update={"decision_events": ("purchase",)})
-    tracker = StateTracker(processing, tz, user_vectors=False)
-    purchases: dict[str, list[int]] = {}  # user -> purchase times, for the repurchase label
-    users: list[str] = []
-    last_ms = 0
-    ids: list[str] = []
-    X: list[list[float]] = []
-    y: list[float] = []
-    decided: list[int] = []
-    closed_at: list[int] = []
-    digest = hashlib.blake2b(digest_size=16)
-    count = 0
+    collector = RowCollector(processing, tz, repurchase_days, decisions)
+    for rec in events:
+        collector.add(rec)
+    return collector.finish()
 
-    def closed(c: ClosedSession) -> None:
+
+class RowCollector:
+    """:func:`collect_rows` one event at a time (e.g. inside a closed-loop simulation, whose decisions are
+    logged into ``decisions`` as they are made: a session's decision is read when the session closes)."""
+
+    def __init__(
+        self,
+        processing: ProcessingSettings,
+        tz: tzinfo = UTC,
+        repurchase_days: float | None = None,
+        decisions: Mapping[str, Logged] | None = None,
+    ) -> None:
+        if repurchase_days is not None:
+            if repurchase_days <= 0:
+                raise ValueError(f"repurchase_days must be positive, not {repurchase_days}")
+            processing = processing.model_copy(update={"decision_events": ("purchase",)})
+        self.tz = tz
+        self.repurchase_days = repurchase_days
+        self.decisions = decisions
+        self._tracker = StateTracker(processing, tz, user_vectors=False)
+        self._purchases: dict[str, list[int]] = {}  # user -> purchase times, for the repurchase label
+        self._first_decision: dict[str, str] = {}  # open session -> event id of its first decision point
+        self._users: list[str] = []
+        self._ids: list[str] = []
+        self._X: list[list[float]] = []
+        self._y: list[float] = []
+        self._decided: list[int] = []
+        self._closed_at: list[int] = []
+        self._shown: list[Logged | None] = []
+        self._digest = hashlib.blake2b(digest_size=16)
+        self._last_ms = 0
+        self.events = 0
+
+    def add(self, rec: Mapping[str, Any]) -> None:
+        event = ArchivedEvent(dict(rec))
+        self._digest.update(event.event_id.encode())
+        self._digest.update(b"\x00")
+        tracked = self._tracker.apply(event)
+        if self.decisions is not None and tracked.features is not None:
+            self._first_decision.setdefault(tracked.session_id, event.event_id)
+        self._last_ms = max(self._last_ms, event.ts_ms)
+        if self.repurchase_days is not None and event.type == "purchase":
+            self._purchases.setdefault(event.user_id, []).append(event.ts_ms)
+        for c in tracked.closed_before:
+            self._closed(c)
+        for c in tracked.closed_after:
+            self._closed(c)
+        self.events += 1
+
+    def _closed(self, c: ClosedSession) -> None:
+        event_id = self._first_decision.pop(c.session_id, None)
         if c.decision_features is None or c.decision_ms is None:
             return
-        ids.append(c.session_id)
-        users.append(c.user_id)
-        X.append([c.decision_features[n] for n in FEATURE_NAMES])
-        y.append(1.0 if c.purchased else 0.0)
-        decided.append(c.decision_ms)
-        closed_at.append(c.closed_ms)
+        logged = self.decisions.get(event_id) if self.decisions is not None and event_id is not None else None
+        self._shown.append(logged)
+        self._ids.append(c.session_id)
+        self._users.append(c.user_id)
+        self._X.append([c.decision_features[n] for n in FEATURE_NAMES])
+        self._y.append(1.0 if c.purchased else 0.0)
+        self._decided.append(c.decision_ms)
+        self._closed_at.append(c.closed_ms)
 
-    for rec in events:
-        event = ArchivedEvent(dict(rec))
-        digest.update(event.event_id.encode())
-        digest.update(b"\x00")
-        tracked = tracker.apply(event)
-        last_ms = max(last_ms, event.ts_ms)
-        if repurchase_days is not None and event.type == "purchase":
-            purchases.setdefault(event.user_id, []).append(event.ts_ms)
-        for c in tracked.closed_before:
-            closed(c)
-        for c in tracked.closed_after:
-            closed(c)
-        count += 1
-    unlabelled = sum(1 for s in tracker.store.open_sessions() if s.decision_ms is not None)
-    order = sorted(range(len(ids)), key=lambda i: (decided[i], ids[i]))
-    if repurchase_days is not None:
-        horizon = int(repurchase_days * 86_400_000)
-        for times in purchases.values():
-            times.sort()
-        known = [i for i in order if decided[i] + horizon <= last_ms]
-        unlabelled += len(order) - len(known)
-        order = known
-        for i in order:
-            times = purchases.get(users[i], [])
-            after = bisect.bisect_right(times, decided[i])  # the first purchase strictly later
-            y[i] = 1.0 if after < len(times) and times[after] <= decided[i] + horizon else 0.0
-            closed_at[i] = decided[i] + horizon
-    return LabRows(
-        session_ids=tuple(ids[i] for i in order),
-        X=np.array([X[i] for i in order], dtype=np.float32).reshape(len(order), len(FEATURE_NAMES)),
-        y=np.array([y[i] for i in order], dtype=np.float64),
-        decision_ms=np.array([decided[i] for i in order], dtype=np.int64),
-        closed_ms=np.array([closed_at[i] for i in order], dtype=np.int64),
-        events=count,
-        unlabelled=unlabelled,
-        digest=digest.hexdigest(),
-        tz=tz,
-    )
+    def finish(self) -> LabRows:
+        ids, X, y, decided, closed_at, shown = (
+            self._ids, self._X, self._y, self._decided, self._closed_at, self._shown
+        )  # fmt: skip
+        unlabelled = sum(1 for s in self._tracker.store.open_sessions() if s.decision_ms is not None)
+        order = sorted(range(len(ids)), key=lambda i: (decided[i], ids[i]))
+        if self.repurchase_days is not None:
+            horizon = int(self.repurchase_days * 86_400_000)
+            for times in self._purchases.values():
+                times.sort()
+            known = [i for i in order if decided[i] + horizon <= self._last_ms]
+            unlabelled += len(order) - len(known)
+            order = known
+            for i in order:
+                times = self._purchases.get(self._users[i], [])
+                after = bisect.bisect_right(times, decided[i])  # the first purchase strictly later
+                y[i] = 1.0 if after < len(times) and times[after] <= decided[i] + horizon else 0.0
+                closed_at[i] = decided[i] + horizon
+        digest = self._digest.hexdigest()
+        price = None
+        if self.decisions is not None:
+            logged = [(i, s) for i in order if (s := shown[i]) is not None]
+            price = LabRows(
+                session_ids=tuple(ids[i] for i, _ in logged),
+                X=np.array([X[i] + [s.offer_share, s.offer_flat] for i, s in logged], dtype=np.float32).reshape(
+                    len(logged), len(PRICE_FEATURE_NAMES)
+                ),
+                y=np.array([y[i] for i, _ in logged], dtype=np.float64),
+                decision_ms=np.array([decided[i] for i, _ in logged], dtype=np.int64),
+                closed_ms=np.array([closed_at[i] for i, _ in logged], dtype=np.int64),
+                kind="price",
+                feature_names=PRICE_FEATURE_NAMES,
+                weights=np.array([1.0 / s.propensity for _, s in logged], dtype=np.float64),
+                truth=_truth([s for _, s in logged]),
+                events=self.events,
+                unlabelled=unlabelled,
+                digest=digest,
+                tz=self.tz,
+            )
+        return LabRows(
+            session_ids=tuple(ids[i] for i in order),
+            X=np.array([X[i] for i in order], dtype=np.float32).reshape(len(order), len(FEATURE_NAMES)),
+            y=np.array([y[i] for i in order], dtype=np.float64),
+            decision_ms=np.array([decided[i] for i in order], dtype=np.int64),
+            closed_ms=np.array([closed_at[i] for i in order], dtype=np.int64),
+            price=price,
+            events=self.events,
+            unlabelled=unlabelled,
+            digest=digest,
+            tz=self.tz,
+        )
+
+
+def _truth(shown: Sequence[Logged]) -> tuple[Mapping[str, float], ...] | None:
+    """Every row's expected profit per offer, when the simulator gave it for all of them."""
+    truths = [s.expected_profit for s in shown]
+    if not truths or any(t is None for t in truths):
+        return None
+    return tuple(t for t in truths if t is not None)

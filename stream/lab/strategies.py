@@ -39,12 +39,11 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 
-from models.features import FEATURE_NAMES
 from models.learners.registry import make_learners
 from models.retrain import NIGHTLY_PARAMS
 from models.sampling import DEFAULT_TIERS, RecencySampler, Tier
 from models.snapshot_training import TrainParams, train
-from stream.lab.rows import LabRows
+from stream.lab.rows import LabRows, row_features
 
 IntArray = npt.NDArray[np.int64]
 
@@ -109,9 +108,14 @@ class Strategy(ABC):
     def nightly(self, day: Day) -> Training | None:
         """Train at the end of ``day`` on what was labelled by then; None when it trains nothing."""
 
-    @abstractmethod
     def probe(self, idx: IntArray) -> npt.NDArray[np.float64] | None:
         """P(buy) for rows ``idx`` (held-out, from any time) by the model as it stands, learning nothing."""
+        self._check_unseen(idx)
+        return self.score(self.rows.X[idx])
+
+    @abstractmethod
+    def score(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
+        """P(buy) for feature rows ``X`` (e.g. a decision point under each offer) as the model stands; no check."""
 
 
 class SnapshotStrategy(Strategy):
@@ -136,12 +140,14 @@ class SnapshotStrategy(Strategy):
         return self.probe(day.decided)
 
     def probe(self, idx: IntArray) -> npt.NDArray[np.float64] | None:
+        return None if self.booster is None else super().probe(idx)
+
+    def score(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
         if self.booster is None:
             return None
-        self._check_unseen(idx)
-        if len(idx) == 0:
+        if len(X) == 0:
             return np.zeros(0)
-        data = xgb.DMatrix(self.rows.X[idx], feature_names=list(FEATURE_NAMES), missing=np.nan)
+        data = xgb.DMatrix(X, feature_names=list(self.rows.feature_names), missing=np.nan)
         return self.booster.predict(data).astype(np.float64)
 
     @abstractmethod
@@ -155,11 +161,13 @@ class SnapshotStrategy(Strategy):
         idx, w, base = self.training_rows(day)
         keep = ~self.held_out[idx]
         idx, w = idx[keep], w[keep]
+        if self.rows.weights is not None:  # price rows: inverse propensity, times any sample weight
+            w = (w * self.rows.weights[idx]).astype(np.float32)
         y = self.rows.y[idx]
         if len(idx) == 0 or len(np.unique(y)) < 2:
             return Training(rows=len(idx), cpu_s=0.0, note="nothing to learn: one class or no rows")
         with _peak_memory() as peak:
-            result = train(self.rows.X[idx], y, w, FEATURE_NAMES, self.params, base=base)
+            result = train(self.rows.X[idx], y, w, self.rows.feature_names, self.params, base=base)
         self.booster = result.booster
         self.learned[idx] = True
         self._trained_until_ms = day.end_ms
@@ -224,7 +232,8 @@ class Online(Strategy):
 
     def __init__(self, rows: LabRows, seed: int, held_out: npt.NDArray[np.bool_] | None = None) -> None:
         super().__init__(rows, seed, held_out)
-        self.learner = make_learners(seed)["intent"]
+        # the worker's learner of the same model: intent, or price sensitivity on price rows
+        self.learner = make_learners(seed)["price_sensitivity" if rows.kind == "price" else "intent"]
         self._learn_cpu = 0.0
         self._learned_today = 0
         self.drift_alarm_ms: list[int] = []  # event times of the learner's ADWIN alarms (drift points)
@@ -240,11 +249,12 @@ class Online(Strategy):
         for _, kind, j, i in timeline:
             if kind == 0:
                 self._check_unseen(np.array([i]))
-                out[j] = self.learner.predict_one(rows.features(i))
+                out[j] = self._forecast(rows.features(i))
             elif not self.held_out[i]:
                 alarms = self.learner.drift.alarms
                 started = time.process_time()
-                self.learner.learn_one(rows.features(i), bool(rows.y[i]), ts_ms=int(rows.closed_ms[i]))
+                weight = float(rows.weights[i]) if rows.weights is not None else 1.0
+                self.learner.learn_one(rows.features(i), bool(rows.y[i]), weight=weight, ts_ms=int(rows.closed_ms[i]))
                 self._learn_cpu += time.process_time() - started
                 if self.learner.drift.alarms > alarms:
                     self.drift_alarm_ms.append(int(rows.closed_ms[i]))
@@ -257,9 +267,21 @@ class Online(Strategy):
         self._learn_cpu, self._learned_today = 0.0, 0
         return done
 
+    def _forecast(self, x: dict[str, float]) -> float:
+        """P(buy): the intent learner's score, or the price learner's purchase probability under the row's offer
+        (its ``predict_one`` is a lift)."""
+        if self.rows.kind == "price":
+            share, flat = x.get("offer_share", 0.0), x.get("offer_flat", 0.0)
+            return float(self.learner.predict_purchase(x, offer_share=share, offer_flat=flat))  # type: ignore[attr-defined]
+        return self.learner.predict_one(x)
+
     def probe(self, idx: IntArray) -> npt.NDArray[np.float64]:
         self._check_unseen(idx)
-        return np.array([self.learner.predict_one(self.rows.features(int(i))) for i in idx], dtype=np.float64)
+        return self.score(self.rows.X[idx])
+
+    def score(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        names = self.rows.feature_names
+        return np.array([self._forecast(row_features(x, names)) for x in X], dtype=np.float64)
 
 
 class Hybrid(Strategy):
@@ -285,6 +307,9 @@ class Hybrid(Strategy):
 
     def probe(self, idx: IntArray) -> npt.NDArray[np.float64] | None:
         return self._blend(self.online.probe(idx), self.snapshot.probe(idx))
+
+    def score(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
+        return self._blend(self.online.score(X), self.snapshot.score(X))
 
     def _blend(
         self, p_online: npt.NDArray[np.float64], p_snapshot: npt.NDArray[np.float64] | None

@@ -181,7 +181,8 @@ def test_cli_writes_results_json(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = orjson.loads((out / "results.json").read_bytes())
-    assert set(data["strategies"]) == {"full", "online"}
+    assert set(data["strategies"]) == {"full", "online"} == set(data["price"]["strategies"])
+    assert all(s["summary"]["profit_fraction"] is not None for s in data["price"]["strategies"].values())
     for s in data["strategies"].values():
         for day in s["daily"]:
             assert {"day", "auc", "logloss", "train_cpu_s", "train_rows"} <= set(day)
@@ -189,55 +190,69 @@ def test_cli_writes_results_json(tmp_path):
     assert "full" in result.output and "online" in result.output
     assert_report_agrees_with_json((out / "report.html").read_text(), data)
     assert {p.name for p in (out / "plots").iterdir()} == {
-        "logloss.svg", "logloss_gap.svg", "auc.svg", "forgetting.svg", "train_cpu.svg", "accuracy_vs_compute.svg"
+        "logloss.svg", "logloss_gap.svg", "auc.svg", "forgetting.svg", "train_cpu.svg", "accuracy_vs_compute.svg",
+        "decision_value.svg",
     }  # fmt: skip
 
 
 class _Page(HTMLParser):
-    """The summary table's cells, the recommendation and the embedded results of a report page."""
+    """The tables (by id), paragraphs (by id) and the embedded results of a report page."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.where: str | None = None
-        self.rows: list[list[str]] = []
-        self.recommendation = ""
-        self.embedded = ""
+        self.where: tuple[str, str] | None = None  # (tag, id) being read
+        self.tables: dict[str, list[list[str]]] = {}
+        self.texts: dict[str, str] = {}
 
     def handle_starttag(self, tag, attrs):
         ident = dict(attrs).get("id")
-        if ident in ("summary", "recommendation", "results"):
-            self.where = ident
-        elif self.where == "summary" and tag == "tr":
-            self.rows.append([])
+        if ident is not None and tag in ("table", "p", "script"):
+            self.where = (tag, ident)
+            if tag == "table":
+                self.tables[ident] = []
+            else:
+                self.texts[ident] = ""
+        elif self.where is not None and self.where[0] == "table" and tag == "tr":
+            self.tables[self.where[1]].append([])
 
     def handle_endtag(self, tag):
-        if (self.where, tag) in (("summary", "table"), ("recommendation", "p"), ("results", "script")):
+        if self.where is not None and tag == self.where[0]:
             self.where = None
 
     def handle_data(self, data):
-        if self.where == "summary" and self.rows and self.lasttag == "td":
-            self.rows[-1].append(data)
-        elif self.where == "recommendation":
-            self.recommendation += data
-        elif self.where == "results":
-            self.embedded += data
+        if self.where is None:
+            return
+        tag, ident = self.where
+        if tag == "table" and self.tables[ident] and self.lasttag == "td":
+            self.tables[ident][-1].append(data)
+        elif tag != "table":
+            self.texts[ident] += data
+
+
+def _assert_table_agrees(rows: list[list[str]], data: dict) -> None:
+    cells = {row[0]: row for row in rows if row}
+    assert set(cells) == set(data["strategies"])
+    for name, s in data["strategies"].items():
+        m = s["summary"]
+        row = cells[name]
+        if m.get("profit_fraction") is not None:
+            assert abs(float(row[1]) - m["profit_fraction"]) <= 0.5e-4 + 1e-12
+        assert int(row[2]) == m["days_compared"]
+        for cell, value, places in ((row[3], m["auc"], 4), (row[4], m["logloss"], 4), (row[6], m["train_cpu_s"], 2)):
+            assert abs(float(cell) - value) <= 0.5 * 10**-places + 1e-12, (name, cell, value)
+        assert int(row[7].replace(",", "")) == m["train_rows"]
+        assert int(row[10]) == s["leaks"]
 
 
 def assert_report_agrees_with_json(page: str, data: dict) -> None:
     parsed = _Page()
     parsed.feed(page)
-    assert orjson.loads(parsed.embedded) == data
-    assert parsed.recommendation == data["recommendation"]
-    cells = {row[0]: row for row in parsed.rows if row}
-    assert set(cells) == set(data["strategies"])
-    for name, s in data["strategies"].items():
-        m = s["summary"]
-        row = cells[name]
-        assert int(row[1]) == m["days_compared"]
-        for cell, value, places in ((row[2], m["auc"], 4), (row[3], m["logloss"], 4), (row[5], m["train_cpu_s"], 2)):
-            assert abs(float(cell) - value) <= 0.5 * 10**-places + 1e-12, (name, cell, value)
-        assert int(row[6].replace(",", "")) == m["train_rows"]
-        assert int(row[9]) == s["leaks"]
+    assert orjson.loads(parsed.texts["results"]) == data
+    assert parsed.texts["recommendation"] == data["recommendation"]
+    _assert_table_agrees(parsed.tables["summary"], data)
+    if "price" in data:
+        assert parsed.texts["price-recommendation"] == data["price"]["recommendation"]
+        _assert_table_agrees(parsed.tables["price-summary"], data["price"])
 
 
 def test_cli_wants_exactly_one_source(tmp_path):

@@ -1,0 +1,70 @@
+"""The lab's price model: rows from logged decisions, and the value of the offers a model would choose."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from bandits.offers import default_catalogue
+from models.features import FEATURE_NAMES
+from stream.cli_lab import _simulated
+from stream.lab.backtest import LabConfig, decision_value
+from stream.lab.rows import RowCollector
+from stream.settings import load_settings
+
+
+@functools.cache
+def logged():
+    collector = RowCollector(load_settings(env={}).processing, decisions={})
+    _simulated("stationary", 4, 2500, 6, collector)
+    return collector.decisions, collector.finish()
+
+
+def test_every_session_whose_first_decision_was_logged_gives_a_price_row_with_its_offer():
+    decisions, rows = logged()
+    price = rows.price
+    assert price is not None and price.kind == "price" and 0 < price.n <= rows.n
+    assert price.n == rows.n, "in closed loop every decision point is answered, so every session has its row"
+    by_session = {sid: i for i, sid in enumerate(rows.session_ids)}
+    for j, sid in enumerate(price.session_ids):
+        i = by_session[sid]
+        np.testing.assert_array_equal(price.X[j, : len(FEATURE_NAMES)], rows.X[i])
+        assert price.y[j] == rows.y[i] and price.decision_ms[j] == rows.decision_ms[i]
+    terms = {(round(float(s), 2), float(f)) for s, f in price.X[:, len(FEATURE_NAMES) :]}
+    assert terms == {(0.0, 0.0), (0.05, 0.0), (0.1, 0.0), (0.15, 0.0), (0.0, 1.0)}
+    assert np.all(price.weights == 5.0)
+    assert price.truth is not None and all(set(t) == {o.name for o in default_catalogue()} for t in price.truth)
+    assert len(decisions) >= price.n
+
+
+class _Fixed:
+    """A 'model' whose purchase probability depends only on the offer terms."""
+
+    def __init__(self, by_offer: dict[tuple[float, float], float]) -> None:
+        self.by_offer = by_offer
+
+    def score(self, X):
+        return np.array([self.by_offer[(round(float(x[-2]), 2), float(x[-1]))] for x in X])
+
+
+def test_decision_value_is_the_simulators_profit_of_the_offer_the_model_values_most():
+    _, rows = logged()
+    price = rows.price
+    idx = np.arange(min(50, price.n))
+    config = LabConfig()
+    # equal purchase probability under every offer: showing nothing keeps the most at stake, so it is chosen
+    flat = _Fixed({(0.0, 0.0): 0.3, (0.05, 0.0): 0.3, (0.1, 0.0): 0.3, (0.15, 0.0): 0.3, (0.0, 1.0): 0.3})
+    value = decision_value(flat, price, idx, config)
+    assert value["profit"] == pytest.approx(value["none_profit"], abs=1e-3)
+    assert value["oracle_profit"] == pytest.approx(sum(max(price.truth[i].values()) for i in idx), abs=1e-3)
+    # a model that thinks only free shipping sells chooses it wherever the cart leaves margin above the fee
+    shipping = _Fixed({(0.0, 0.0): 0.0, (0.05, 0.0): 0.0, (0.1, 0.0): 0.0, (0.15, 0.0): 0.0, (0.0, 1.0): 0.9})
+    cart = np.nan_to_num(price.X[idx, FEATURE_NAMES.index("cart_value")])
+    fee = next(o.flat_fee for o in config.offers if o.flat_fee > 0)
+    expected = sum(
+        price.truth[i]["free_shipping"] if 0.3 * c - fee > 0 else price.truth[i]["none"]
+        for i, c in zip(idx, cart, strict=True)
+    )
+    assert decision_value(shipping, price, idx, config)["profit"] == pytest.approx(expected, abs=1e-3)
