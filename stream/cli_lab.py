@@ -116,7 +116,11 @@ def render(result: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.option("--scenario", default=None, help="Simulator scenario to run (with --days and --users).")
+@click.option(
+    "--scenario",
+    default=None,
+    help="Simulator scenario, in closed loop with uniformly random offers (with --days, --users).",
+)
 @click.option("--days", type=click.IntRange(min=2), default=30, show_default=True, help="Simulated days.")
 @click.option("--users", type=click.IntRange(min=1), default=3000, show_default=True, help="Simulated shoppers.")
 @click.option(
@@ -190,8 +194,10 @@ def backtest(
     Every strategy sees the same events in the same order; each day's sessions are forecast before any strategy
     learns them (models trained at the latest the night before; the online learner learns a session when it
     closes). Per day and strategy: AUC (DeLong 95% interval), log loss, calibration error, and the training's
-    rows, CPU seconds and peak memory. Writes OUT/results.json and OUT/report.html (plots, the verdict);
-    prints a table and a recommendation.
+    rows, CPU seconds and peak memory. A simulated scenario runs in closed loop with offers shown uniformly at
+    random, so the price model (P(buy | session, offer)) is compared too, with its decision value: the simulator's
+    expected profit of the offers it would choose, as a share of the best offer's. Writes OUT/results.json and
+    OUT/report.html (plots, the verdict); prints a table and a recommendation.
     """
     from stream.lab.backtest import LabConfig, run_backtest
     from stream.lab.rows import RowCollector, collect_rows

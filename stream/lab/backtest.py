@@ -309,7 +309,28 @@ def compare(
         diff = np.array([by_day[name][d]["logloss"] - by_day[best][d]["logloss"] for d in common])
         auc_diff = np.array([by_day[name][d]["auc"] - by_day[best][d]["auc"] for d in common])
         versus[name] = {"logloss_diff": _interval(diff), "auc_diff": _interval(auc_diff)}
-    return {"best": best, "days": len(common), "versus_best": versus}
+    out: dict[str, Any] = {"best": best, "days": len(common), "versus_best": versus}
+    if all(summaries[n].get("profit_fraction") is not None for n in summaries):
+        out["decision_value"] = _compare_value(by_day, common, summaries)
+    return out
+
+
+def _compare_value(
+    by_day: Mapping[str, Mapping[str, dict[str, Any]]], common: Sequence[str], summaries: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The strategy whose choices earn most, and every other's paired daily difference in share of the oracle."""
+    best = max(summaries, key=lambda n: summaries[n]["profit_fraction"])
+
+    def share(name: str, day: str) -> float:
+        d = by_day[name][day]
+        return float(d["profit"] / d["oracle_profit"]) if d["oracle_profit"] else 0.0
+
+    versus = {
+        name: _interval(np.array([share(name, d) - share(best, d) for d in common]))
+        for name in summaries
+        if name != best
+    }
+    return {"best": best, "versus_best": versus}
 
 
 def recommendation(
@@ -360,6 +381,13 @@ def recommendation(
             f"simulator's expected profit, as a share of the best offer's): {listed}; "
             f"always showing nothing {none:.4f}."
         )
+        value = comparison.get("decision_value")
+        if value is not None:
+            behind = ", ".join(
+                f"{n} {d['mean']:+.4f} ({d['lo95']:+.4f} to {d['hi95']:+.4f}, {'worse' if d['hi95'] < 0 else 'a tie'})"
+                for n, d in sorted(value["versus_best"].items(), key=lambda kv: -kv[1]["mean"])
+            )
+            lines.append(f"Daily share of the oracle against {value['best']}'s (95% CI): {behind}.")
     measured = {n: f["forgetting"] for n, f in (forgotten or {}).items() if f.get("forgetting") is not None}
     if measured:
         listed = ", ".join(f"{n} {v:+.4f}" for n, v in sorted(measured.items(), key=lambda kv: kv[1]))

@@ -10,7 +10,7 @@ import pytest
 from bandits.offers import default_catalogue
 from models.features import FEATURE_NAMES
 from stream.cli_lab import _simulated
-from stream.lab.backtest import LabConfig, decision_value
+from stream.lab.backtest import LabConfig, decision_value, run_backtest
 from stream.lab.rows import RowCollector
 from stream.settings import load_settings
 
@@ -68,3 +68,19 @@ def test_decision_value_is_the_simulators_profit_of_the_offer_the_model_values_m
         for i, c in zip(idx, cart, strict=True)
     )
     assert decision_value(shipping, price, idx, config)["profit"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_the_lab_compares_price_models_and_their_decision_value_with_intervals():
+    _, rows = logged()
+    result = run_backtest(rows.price, LabConfig(seed=6, strategies=("full", "online")))
+    summaries = {n: s["summary"] for n, s in result["strategies"].items()}
+    value = result["comparison"]["decision_value"]
+    assert value["best"] == max(summaries, key=lambda n: summaries[n]["profit_fraction"])
+    other = next(n for n in summaries if n != value["best"])
+    d = value["versus_best"][other]
+    assert d["lo95"] <= d["mean"] <= d["hi95"]
+    for s in result["strategies"].values():
+        days = [x for x in s["daily"] if x["day"] in {y["day"] for y in s["daily"] if y["auc"] is not None}]
+        assert all(x["profit"] <= x["oracle_profit"] + 1e-6 for x in days if x["profit"] is not None)
+        assert 0.0 < s["summary"]["profit_fraction"] <= 1.0
+    assert f"Daily share of the oracle against {value['best']}'s (95% CI)" in result["recommendation"]
