@@ -73,6 +73,25 @@ def _archived(archive: Path) -> Iterator[dict[str, Any]]:
         yield from records
 
 
+def _archived_decisions(archive: Path, catalogue: Any) -> dict[str, Any]:
+    """The archive's logged decisions by the event id of their decision point (offer terms as logged, else the
+    catalogue's), for the price model's rows; empty when the archive has none (e.g. an imported purchase log)."""
+    from models.archive import iter_archive
+    from stream.lab.rows import Logged
+
+    if not (archive / "decisions").is_dir():
+        return {}
+    terms = {o.name: {"share": o.share, "flat_fee": o.flat_fee} for o in catalogue}
+    out = {}
+    for _, records in iter_archive(archive, "decisions"):
+        for r in records:
+            t = r.get("offer_terms") or terms.get(r.get("offer", ""))
+            if t is None or not r.get("event_id") or not r.get("propensity"):
+                continue
+            out[r["event_id"]] = Logged(float(t["share"]), 1.0 if t["flat_fee"] > 0 else 0.0, float(r["propensity"]))
+    return out
+
+
 def scenario_markers(scenario: str, days: int) -> list[dict[str, str]]:
     """The scenario's known changes, as the report marks them (day, label)."""
     from datetime import UTC, datetime, timedelta
@@ -240,7 +259,8 @@ def backtest(
         _simulated(str(scenario), days, users, seed, collector)
         rows = collector.finish()
     else:
-        rows = collect_rows(events, processing, repurchase_days=repurchase_days)
+        logged = _archived_decisions(archive, processing.offers.offers) if archive is not None else {}
+        rows = collect_rows(events, processing, repurchase_days=repurchase_days, decisions=logged or None)
     if rejected:
         click.echo(f"skipped {sum(rejected.values())} invalid events: {dict(rejected)}", err=True)
     what = f"purchases labelled by a repeat within {repurchase_days:g} days" if repurchase_days else "labelled sessions"

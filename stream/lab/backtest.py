@@ -115,6 +115,8 @@ def run_backtest(
             entry |= quality(s.predict(day), y)
             if rows.truth is not None:
                 entry |= decision_value(s, rows, day.decided, config)
+            elif rows.weights is not None:
+                entry |= ope_value(s, rows, day.decided, config)
             trained = s.nightly(day)
             entry |= {
                 "train_rows": trained.rows if trained else 0,
@@ -249,7 +251,21 @@ def _summary(days: Sequence[dict[str, Any]], common: Sequence[str]) -> dict[str,
 
 
 def _profit_summary(days: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Over the compared days: the decision value as a share of the oracle's profit (price rows only)."""
+    """Over the compared days: the decision value as a share of the oracle's profit (simulated price rows), or the
+    off-policy value per decision with a day-bootstrap 95 % interval (recorded price rows)."""
+    estimated = [d for d in days if d.get("ope_num") is not None]
+    if estimated:
+        num = np.array([d["ope_num"] for d in estimated])
+        den = np.array([d["ope_den"] for d in estimated])
+        rng = np.random.default_rng(0)
+        picks = rng.integers(0, len(estimated), size=(1000, len(estimated)))
+        boot = num[picks].sum(axis=1) / np.maximum(den[picks].sum(axis=1), 1e-12)
+        decisions = sum(d["decisions"] for d in estimated)
+        return {
+            "ope_value": _r(float(num.sum() / den.sum()), 4) if den.sum() > 0 else None,
+            "ope_value_ci": [_r(float(np.percentile(boot, 2.5)), 4), _r(float(np.percentile(boot, 97.5)), 4)],
+            "logged_value": _r(sum(d["logged_reward"] for d in estimated) / decisions, 4) if decisions else None,
+        }
     valued = [d for d in days if d.get("profit") is not None]
     if not valued:
         return {}
@@ -262,17 +278,9 @@ def _profit_summary(days: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def decision_value(s: Strategy, rows: LabRows, idx: npt.NDArray[np.int64], config: LabConfig) -> dict[str, Any]:
-    """What the strategy's price model would earn choosing the offers at the day's decision points.
-
-    At each logged decision point the model scores the session under every offer; the offer with the highest
-    ``P(buy | x, offer) × (margin × cart − cost)`` (the worker's value at stake) is "chosen", and the simulator's
-    expected profit of that offer there is what it earns (``profit``), against the best offer's (``oracle_profit``)
-    and showing nothing (``none_profit``). A counterfactual choice at the recorded decision points, not a
-    closed loop: the choices do not change the shoppers the run saw.
-    """
-    truth = rows.truth
-    assert truth is not None
+def _choices(s: Strategy, rows: LabRows, idx: npt.NDArray[np.int64], config: LabConfig) -> npt.NDArray[np.int64] | None:
+    """The offer (index into ``config.offers``) the strategy's price model values most at each decision point:
+    the highest ``P(buy | x, offer) × (margin × cart − cost)``, the worker's value at stake. None without a model."""
     names = rows.feature_names
     X = rows.X[idx]
     cart = np.nan_to_num(X[:, names.index("cart_value")].astype(np.float64))
@@ -283,14 +291,69 @@ def decision_value(s: Strategy, rows: LabRows, idx: npt.NDArray[np.int64], confi
         Xo[:, names.index("offer_flat")] = 1.0 if offer.flat_fee > 0 else 0.0
         p = s.score(Xo)
         if p is None:
-            return {"profit": None, "oracle_profit": None, "none_profit": None}
+            return None
         values.append(p * (config.margin * cart - (offer.share * cart + offer.flat_fee)))
-    chosen = np.argmax(np.stack(values, axis=1), axis=1) if len(idx) else np.zeros(0, dtype=np.int64)
+    if not len(idx):
+        return np.zeros(0, dtype=np.int64)
+    return np.argmax(np.stack(values, axis=1), axis=1).astype(np.int64)
+
+
+def decision_value(s: Strategy, rows: LabRows, idx: npt.NDArray[np.int64], config: LabConfig) -> dict[str, Any]:
+    """What the strategy's price model would earn choosing the offers at the day's decision points.
+
+    At each logged decision point the model's choice (:func:`_choices`) earns the simulator's expected profit of
+    that offer there (``profit``), against the best offer's (``oracle_profit``) and showing nothing
+    (``none_profit``). A counterfactual choice at the recorded decision points, not a closed loop: the choices
+    do not change the shoppers the run saw.
+    """
+    truth = rows.truth
+    assert truth is not None
+    chosen = _choices(s, rows, idx, config)
+    if chosen is None:
+        return {"profit": None, "oracle_profit": None, "none_profit": None}
     picks = [config.offers[int(c)].name for c in chosen]
     return {
         "profit": round(sum(truth[i][o] for i, o in zip(idx, picks, strict=True)), 4),
         "oracle_profit": round(sum(max(truth[i].values()) for i in idx), 4),
         "none_profit": round(sum(truth[i].get("none", 0.0) for i in idx), 4),
+    }
+
+
+def ope_value(s: Strategy, rows: LabRows, idx: npt.NDArray[np.int64], config: LabConfig) -> dict[str, Any]:
+    """On recorded decisions (no simulator truth): the parts of a self-normalised IPW estimate of the profit per
+    decision of the strategy's greedy policy (:func:`_choices`).
+
+    A decision's reward is its session's purchase times the logged offer's value at stake (margin × cart at the
+    decision − the offer's cost); a decision counts where the policy would have shown the logged offer, weighted
+    by 1 / logged propensity: ``ope_num`` = Σ w·r and ``ope_den`` = Σ w over those, ``logged_reward`` = Σ r and
+    ``decisions`` over all, so days add up.
+    """
+    assert rows.weights is not None
+    chosen = _choices(s, rows, idx, config)
+    if chosen is None:
+        return {"ope_num": None, "ope_den": None, "logged_reward": None, "decisions": len(idx)}
+    names = rows.feature_names
+    X = rows.X[idx]
+    cart = np.nan_to_num(X[:, names.index("cart_value")].astype(np.float64))
+    terms = [(round(o.share, 6), 1.0 if o.flat_fee > 0 else 0.0) for o in config.offers]
+    shown = [
+        (round(float(sh), 6), float(fl)) for sh, fl in X[:, [names.index("offer_share"), names.index("offer_flat")]]
+    ]
+    logged = np.array([terms.index(t) if t in terms else -1 for t in shown], dtype=np.int64)
+    cost = np.array(
+        [
+            config.offers[k].share * c + config.offers[k].flat_fee if k >= 0 else 0.0
+            for k, c in zip(logged, cart, strict=True)
+        ]
+    )
+    reward = rows.y[idx] * (config.margin * cart - cost)
+    match = (chosen == logged) & (logged >= 0)
+    w = rows.weights[idx]
+    return {
+        "ope_num": round(float((w * reward)[match].sum()), 4),
+        "ope_den": round(float(w[match].sum()), 4),
+        "logged_reward": round(float(reward.sum()), 4),
+        "decisions": len(idx),
     }
 
 
@@ -388,6 +451,17 @@ def recommendation(
                 for n, d in sorted(value["versus_best"].items(), key=lambda kv: -kv[1]["mean"])
             )
             lines.append(f"Daily share of the oracle against {value['best']}'s (95% CI): {behind}.")
+    estimated = {n: m for n, m in summaries.items() if m.get("ope_value") is not None}
+    if estimated:
+        listed = ", ".join(
+            f"{n} {m['ope_value']:.2f} [{m['ope_value_ci'][0]:.2f}, {m['ope_value_ci'][1]:.2f}]"
+            for n, m in sorted(estimated.items(), key=lambda kv: -kv[1]["ope_value"])
+        )
+        logged = next(iter(estimated.values()))["logged_value"]
+        lines.append(
+            "Off-policy value of each price model's choices (self-normalised IPW on the logged decisions, profit "
+            f"per decision, day-bootstrap 95% interval): {listed}; the logging policy earned {logged:.2f}."
+        )
     measured = {n: f["forgetting"] for n, f in (forgotten or {}).items() if f.get("forgetting") is not None}
     if measured:
         listed = ", ".join(f"{n} {v:+.4f}" for n, v in sorted(measured.items(), key=lambda kv: kv[1]))

@@ -168,6 +168,16 @@ def _fmt(x: Any, spec: str) -> str:
     return "–" if x is None else format(x, spec)
 
 
+def _value_cell(m: Mapping[str, Any]) -> str:
+    """Decision value: the share of the oracle (simulated), else the off-policy profit per decision [95 % CI]."""
+    if m.get("profit_fraction") is not None:
+        return f"{m['profit_fraction']:.4f} of oracle"
+    if m.get("ope_value") is not None:
+        lo, hi = m["ope_value_ci"]
+        return f"{m['ope_value']:.2f} [{lo:.2f}, {hi:.2f}] per decision"
+    return "–"
+
+
 def summary_rows(result: Mapping[str, Any]) -> list[list[str]]:
     """The summary table's cells as the page shows them (a test compares them with the JSON)."""
     rows = []
@@ -176,7 +186,7 @@ def summary_rows(result: Mapping[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 name,
-                _fmt(m.get("profit_fraction"), ".4f"),
+                _value_cell(m),
                 str(m["days_compared"]),
                 _fmt(m["auc"], ".4f"),
                 _fmt(m["logloss"], ".4f"),
@@ -214,10 +224,12 @@ def _price_section(result: Mapping[str, Any]) -> str:
         return ""
     return f"""<h2>Price model and decision value</h2>
 <p class="note">The same strategies keep a model of P(buy | session, offer shown) fresh, on the decisions the
-run logged (offers shown uniformly at random), weighted by 1 / logged propensity. "Decision value": at each
+run logged, weighted by 1 / logged propensity. "Decision value": at each
 logged decision point the model scores every offer, the one with the highest P(buy) × (margin × cart − cost) is
 chosen, and the simulator's expected profit of that offer there is what it earns, as a share of the best
-offer's — a counterfactual choice at the recorded decision points, not a closed loop.</p>
+offer's — a counterfactual choice at the recorded decision points, not a closed loop. On a recording, without
+the simulator's truth, the same choices are valued off-policy: self-normalised IPW of the profit per decision
+(purchase × the logged offer's value at stake), with a day-bootstrap 95% interval.</p>
 <p id="price-recommendation">{html.escape(price["recommendation"])}</p>
 {_table(SUMMARY_HEADER, summary_rows(price), "price-summary")}
 """

@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import orjson
 import pytest
 
 from bandits.offers import default_catalogue
 from models.features import FEATURE_NAMES
 from stream.cli_lab import _simulated
-from stream.lab.backtest import LabConfig, decision_value, run_backtest
+from stream.lab.backtest import LabConfig, decision_value, ope_value, run_backtest
 from stream.lab.rows import RowCollector
 from stream.settings import load_settings
 
@@ -84,3 +85,44 @@ def test_the_lab_compares_price_models_and_their_decision_value_with_intervals()
         assert all(x["profit"] <= x["oracle_profit"] + 1e-6 for x in days if x["profit"] is not None)
         assert 0.0 < s["summary"]["profit_fraction"] <= 1.0
     assert f"Daily share of the oracle against {value['best']}'s (95% CI)" in result["recommendation"]
+
+
+def test_on_an_archive_with_logged_decisions_the_price_models_are_valued_off_policy(tmp_path):
+    from click.testing import CliRunner
+
+    from stream.bench_retrain import generate_archive
+    from stream.cli import main
+
+    archive = tmp_path / "archive"
+    generate_archive(archive, days=5, users=1500, seed=4)  # uniform logging policy, propensity 1/5
+    out = tmp_path / "lab"
+    result = CliRunner().invoke(
+        main, ["backtest", "--archive", str(archive), "--strategies", "full,online", "--out", str(out), "--no-report"]
+    )
+    assert result.exit_code == 0, result.output
+    data = orjson.loads((out / "results.json").read_bytes())
+    price = data["price"]
+    assert price["source"]["rows"] > 0
+    for s in price["strategies"].values():
+        m = s["summary"]
+        lo, hi = m["ope_value_ci"]
+        assert lo <= m["ope_value"] <= hi and m["logged_value"] is not None
+    assert "Off-policy value of each price model's choices" in price["recommendation"]
+
+
+def test_the_off_policy_parts_count_only_decisions_where_the_policy_agrees_with_the_log():
+    _, rows = logged()
+    price = rows.price
+    idx = np.arange(price.n)
+    shipping = _Fixed({(0.0, 0.0): 0.0, (0.05, 0.0): 0.0, (0.1, 0.0): 0.0, (0.15, 0.0): 0.0, (0.0, 1.0): 0.9})
+    config = LabConfig()
+    parts = ope_value(shipping, price, idx, config)
+    cart = np.nan_to_num(price.X[:, FEATURE_NAMES.index("cart_value")])
+    fee = next(o.flat_fee for o in config.offers if o.flat_fee > 0)
+    shown_fs = price.X[:, -1] == 1.0
+    chose_fs = 0.3 * cart - fee > 0
+    shown_none = (price.X[:, -1] == 0.0) & (price.X[:, -2] == 0.0)
+    agree = (shown_fs & chose_fs) | (shown_none & ~chose_fs)
+    reward = np.where(shown_fs, price.y * (0.3 * cart - fee), price.y * 0.3 * cart)
+    assert parts["ope_den"] == pytest.approx(5.0 * agree.sum(), abs=1e-3)
+    assert parts["ope_num"] == pytest.approx(5.0 * reward[agree].sum(), abs=1e-2)
