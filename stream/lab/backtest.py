@@ -225,9 +225,50 @@ def compare_periods(
                     "to": common[-1],
                     "strategies": {n: {k: m[k] for k in ("auc", "logloss", "ece")} for n, m in summaries.items()},
                     "comparison": compare(span, common, summaries),
+                    "lag_of_full": _lag_of_full(span, common) if when == "from" else {},
                 }
             )
     return out
+
+
+def _lag_of_full(span: dict[str, list[dict[str, Any]]], common: Sequence[str]) -> dict[str, Any]:
+    """Right after a change: ``full``'s daily log loss minus ``online``'s and ``hybrid``'s, paired, with intervals
+    (what a nightly retrain on all history is expected to lose to strategies that follow the stream)."""
+    if "full" not in span or len(common) < 2:
+        return {}
+    by_day = {name: {d["day"]: d["logloss"] for d in days} for name, days in span.items()}
+    return {
+        f"vs_{other}": _interval(np.array([by_day["full"][d] - by_day[other][d] for d in common]))
+        for other in ("online", "hybrid")
+        if other in span
+    }
+
+
+def expectations(periods: Sequence[dict[str, Any]], forgotten: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
+    """The two behaviours the lab is built to show, checked against this run's numbers, either way."""
+    lines = []
+    f = {n: v["forgetting"] for n, v in (forgotten or {}).items() if v.get("forgetting") is not None}
+    fine_tuned, retrained = [n for n in ("warm", "online") if n in f], [n for n in ("sampled", "hybrid") if n in f]
+    if fine_tuned and retrained:
+        holds = min(f[n] for n in fine_tuned) > max(f[n] for n in retrained)
+        lines.append(
+            "Expected: warm and online forget more than sampled and hybrid. "
+            + ("Observed: they do" if holds else "Observed: not on this data")
+            + f" ({', '.join(f'{n} {f[n]:+.4f}' for n in fine_tuned + retrained)})."
+        )
+    for period in periods:
+        lag = period.get("lag_of_full") or {}
+        for key, d in lag.items():
+            other = key.removeprefix("vs_")
+            verdict = (
+                "a lag" if d["lo95"] > 0 else "full ahead" if d["hi95"] < 0 else "no lag distinguishable from noise"
+            )
+            lines.append(
+                f"Expected: full lags {other} after {period['label']}. Observed over {period['from']} to "
+                f"{period['to']}: full − {other} {d['mean']:+.4f} (95% CI {d['lo95']:+.4f} to {d['hi95']:+.4f}), "
+                f"{verdict}."
+            )
+    return lines
 
 
 def _common_days(daily: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -466,6 +507,7 @@ def recommendation(
     if measured:
         listed = ", ".join(f"{n} {v:+.4f}" for n, v in sorted(measured.items(), key=lambda kv: kv[1]))
         lines.append(f"Forgetting (probe log loss, last night minus best night): {listed}.")
+    lines += expectations(periods, forgotten)
     for period in periods:
         c = period["comparison"]
         if c["best"] is None:

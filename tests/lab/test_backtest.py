@@ -306,3 +306,37 @@ def test_log_loss_gaps_are_measured_from_the_days_best_on_days_all_forecast():
     gaps = logloss_gaps(result)
     assert gaps["a"] == ([date(2026, 1, 2)], [pytest.approx(0.1)])
     assert gaps["b"] == ([date(2026, 1, 2)], [0.0])
+
+
+def test_the_expected_behaviours_are_checked_against_the_numbers_either_way():
+    from stream.lab.backtest import expectations
+
+    def forgetting(**by):
+        return {n: {"forgetting": v} for n, v in by.items()}
+
+    holds = expectations([], forgetting(warm=0.3, online=0.02, sampled=0.01, hybrid=0.005))
+    assert holds == [
+        "Expected: warm and online forget more than sampled and hybrid. Observed: they do "
+        "(warm +0.3000, online +0.0200, sampled +0.0100, hybrid +0.0050)."
+    ]
+    assert "Observed: not on this data" in expectations([], forgetting(warm=0.3, online=0.001, sampled=0.01))[0]
+    lagging = {"label": "the shift", "from": "d1", "to": "d7"}
+    lag = {
+        "vs_online": {"mean": 0.01, "lo95": 0.002, "hi95": 0.018},
+        "vs_hybrid": {"mean": 0.004, "lo95": -0.001, "hi95": 0.009},
+    }
+    lines = expectations([lagging | {"lag_of_full": lag}], None)
+    assert lines[0].endswith("full − online +0.0100 (95% CI +0.0020 to +0.0180), a lag.")
+    assert lines[1].endswith("no lag distinguishable from noise.")
+
+
+def test_the_window_after_a_change_measures_the_lag_of_full_on_paired_days():
+    _, _, result = lab()
+    after = next(p for p in result["periods"] if p["when"] == "from")
+    days = {after["from"], after["to"]}
+    full = {d["day"]: d["logloss"] for d in result["strategies"]["full"]["daily"]}
+    online = {d["day"]: d["logloss"] for d in result["strategies"]["online"]["daily"]}
+    assert after["lag_of_full"]["vs_online"]["mean"] == pytest.approx(
+        np.mean([full[d] - online[d] for d in sorted(days)]), abs=1e-6
+    )
+    assert "Expected: full lags hybrid after the shift." in result["recommendation"]
