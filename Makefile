@@ -77,10 +77,11 @@ bench-ope: $(BIN)/offerstream $(OBD_STAMP) ## Off-policy evaluation on the Open 
 LAB_SCENARIOS ?= stationary abrupt seasonal gradual
 LAB_DAYS ?= 60
 LAB_USERS ?= 6000
-lab: $(BIN)/offerstream ## Strategy lab on each simulator scenario: .run/lab/<scenario>/report.html (and results.json)
+lab: $(BIN)/offerstream ## Strategy lab on each simulator scenario, closed loops included: .run/lab/<scenario>/report.html
 	@for s in $(LAB_SCENARIOS); do \
 		echo "== strategy lab: $$s, $(LAB_DAYS) days, $(LAB_USERS) shoppers"; \
-		$(BIN)/offerstream backtest --scenario $$s --days $(LAB_DAYS) --users $(LAB_USERS) --seed 1 --out .run/lab/$$s || exit 1; \
+		$(BIN)/offerstream backtest --scenario $$s --days $(LAB_DAYS) --users $(LAB_USERS) --seed 1 --closed-loop \
+			--out .run/lab/$$s || exit 1; \
 	done
 
 # The CDNOW purchase log (69,659 orders of 23,570 customers, 1997-01 to 1998-06) ships inside the lifetimes wheel;

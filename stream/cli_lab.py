@@ -183,6 +183,12 @@ def render(result: dict[str, Any]) -> str:
     help="Purchase-only histories (e.g. CDNOW): each purchase is a decision point, labelled by a repeat purchase "
     "within this many days.",
 )
+@click.option(
+    "--closed-loop",
+    is_flag=True,
+    help="With --scenario: also run each strategy's price model in its own closed loop (ε-greedy on its value at "
+    "stake) and report the profit it realises against the oracle. One simulation per strategy.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator, sampling and learner seed.")
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Writes results.json here."
@@ -202,6 +208,7 @@ def backtest(
     retrain_every: int,
     retrain_on_drift: bool,
     repurchase_days: float | None,
+    closed_loop: bool,
     seed: int,
     out: Path,
     report: bool,
@@ -227,6 +234,8 @@ def backtest(
     chosen = [x for x in (scenario, events_path, archive) if x is not None]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --scenario, --events and --archive")
+    if closed_loop and scenario is None:
+        raise click.UsageError("--closed-loop needs --scenario (the simulator answers the offers)")
     rejected: Counter[str] = Counter()
     if scenario is not None:
         if scenario not in SCENARIOS:
@@ -268,12 +277,23 @@ def backtest(
     from stream.lab.strategies import days_of
 
     n_days = len(days_of(rows)) + (len(days_of(rows.price)) if rows.price is not None else 0)
+    n_days += (days + 1) * len(strategies) if closed_loop else 0
     progress: Any = click.progressbar(length=n_days, label="days", file=sys.stderr)
     with progress as bar:
         markers = scenario_markers(scenario, days) if scenario is not None else []
         result = run_backtest(rows, config, on_day=lambda day: bar.update(1), markers=markers)
         if rows.price is not None and rows.price.n:
             result["price"] = run_backtest(rows.price, config, on_day=lambda day: bar.update(1), markers=markers)
+        if closed_loop:
+            from stream.lab.closed_loop import EPSILON, compare_closed_loops, run_closed_loop
+
+            runs = {
+                name: run_closed_loop(
+                    name, str(scenario), days, users, seed, config, processing, on_day=lambda: bar.update(1)
+                )
+                for name in strategies
+            }
+            result["closed_loop"] = {"epsilon": EPSILON, "strategies": runs} | compare_closed_loops(runs)
     label = f"repeat purchase within {repurchase_days:g} days" if repurchase_days else "the session buys"
     result["source"] |= {"described": described, "rejected_events": dict(rejected), "label": label}
     out.mkdir(parents=True, exist_ok=True)
@@ -294,4 +314,7 @@ def backtest(
         click.echo(render(result["price"]))
         click.echo("")
         click.echo(result["price"]["recommendation"])
+    if "closed_loop" in result:
+        click.echo("")
+        click.echo(result["closed_loop"]["recommendation"])
     click.echo(f"written to {out / 'results.json'}")

@@ -20,7 +20,9 @@ from typing import Any
 
 import orjson
 
-PLOTS = ("logloss", "logloss_gap", "auc", "forgetting", "train_cpu", "accuracy_vs_compute", "decision_value")
+PLOTS = (
+    "logloss", "logloss_gap", "auc", "forgetting", "train_cpu", "accuracy_vs_compute", "decision_value", "closed_loop"
+)  # fmt: skip
 COLOURS = {"full": "#1f77b4", "sampled": "#2ca02c", "warm": "#d62728", "online": "#9467bd", "hybrid": "#ff7f0e"}
 
 
@@ -110,6 +112,20 @@ def plots(result: Mapping[str, Any]) -> dict[str, str]:
         ax.legend(fontsize=8, ncol=len(price["strategies"]) + 1, loc="best")
         fig.autofmt_xdate()
         out["decision_value"] = _svg(fig, plt)
+    loops = result.get("closed_loop")
+    if loops is not None:
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+        for name, run in loops["strategies"].items():
+            valued = [d for d in run["daily"] if d["oracle_profit"] > 0]
+            ax.plot([date.fromisoformat(d["day"]) for d in valued], [d["profit"] / d["oracle_profit"] for d in valued],
+                    label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)  # fmt: skip
+        _marks(ax, result)
+        ax.set_title("Closed loop: share of the oracle's profit each strategy's own run realised", fontsize=10)
+        ax.set_ylabel("profit / oracle")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=len(loops["strategies"]), loc="best")
+        fig.autofmt_xdate()
+        out["closed_loop"] = _svg(fig, plt)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, s in strategies.items():
         m = s["summary"]
@@ -235,6 +251,25 @@ the simulator's truth, the same choices are valued off-policy: self-normalised I
 """
 
 
+def _closed_loop_section(result: Mapping[str, Any]) -> str:
+    loops = result.get("closed_loop")
+    if loops is None:
+        return ""
+    rows = [
+        [name, _fmt(r["summary"]["profit_fraction"], ".4f"), _fmt(r["summary"]["none_fraction"], ".4f"),
+         f"{r['summary']['decisions']:,}", _fmt(r["summary"]["train_cpu_s"], ".2f")]
+        for name, r in loops["strategies"].items()
+    ]  # fmt: skip
+    return f"""<h2>Closed loop</h2>
+<p class="note">Each strategy's price model chose the offers of its own simulated run (same seed; ε-greedy on
+P(buy) × value at stake with ε = {loops["epsilon"]}, uniform before its first model), learning from its own logs.
+Profit is the simulator's expected profit of the offers shown, as a share of the best offer's at the same
+decision points.</p>
+<p id="closed-loop-recommendation">{html.escape(loops["recommendation"])}</p>
+{_table(("strategy", "share of oracle", "always nothing", "decisions", "training CPU s"), rows, "closed-loop")}
+"""
+
+
 def render_html(result: Mapping[str, Any], svgs: Mapping[str, str]) -> str:
     source = result["source"]
     comparison = result["comparison"]
@@ -292,6 +327,7 @@ Against the most accurate ({html.escape(str(comparison["best"]))}), paired daily
 sessions of the first days, which no strategy trains on) minus its best night's.</p>
 {around_html}
 {_price_section(result)}
+{_closed_loop_section(result)}
 <h2>Plots</h2>
 {figures}
 <h2>How it was measured</h2>

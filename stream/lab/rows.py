@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
@@ -120,6 +120,7 @@ class RowCollector:
         tz: tzinfo = UTC,
         repurchase_days: float | None = None,
         decisions: Mapping[str, Logged] | None = None,
+        on_price_row: Callable[[int], None] | None = None,
     ) -> None:
         if repurchase_days is not None:
             if repurchase_days <= 0:
@@ -128,6 +129,7 @@ class RowCollector:
         self.tz = tz
         self.repurchase_days = repurchase_days
         self.decisions = decisions
+        self.on_price_row = on_price_row  # told the index of each price row as its session closes
         self._tracker = StateTracker(processing, tz, user_vectors=False)
         self._purchases: dict[str, list[int]] = {}  # user -> purchase times, for the repurchase label
         self._first_decision: dict[str, str] = {}  # open session -> event id of its first decision point
@@ -138,11 +140,13 @@ class RowCollector:
         self._decided: list[int] = []
         self._closed_at: list[int] = []
         self._shown: list[Logged | None] = []
+        self._price_index: list[int] = []  # rows (by collection order) whose first decision was logged
         self._digest = hashlib.blake2b(digest_size=16)
         self._last_ms = 0
         self.events = 0
 
-    def add(self, rec: Mapping[str, Any]) -> None:
+    def add(self, rec: Mapping[str, Any]) -> dict[str, float] | None:
+        """Apply one event; the behaviour features when it is a decision point (what a model would score)."""
         event = ArchivedEvent(dict(rec))
         self._digest.update(event.event_id.encode())
         self._digest.update(b"\x00")
@@ -157,6 +161,7 @@ class RowCollector:
         for c in tracked.closed_after:
             self._closed(c)
         self.events += 1
+        return tracked.features
 
     def _closed(self, c: ClosedSession) -> None:
         event_id = self._first_decision.pop(c.session_id, None)
@@ -170,6 +175,41 @@ class RowCollector:
         self._y.append(1.0 if c.purchased else 0.0)
         self._decided.append(c.decision_ms)
         self._closed_at.append(c.closed_ms)
+        if logged is not None:
+            self._price_index.append(len(self._ids) - 1)
+            if self.on_price_row is not None:
+                self.on_price_row(len(self._price_index) - 1)
+
+    def price_row(self, k: int) -> tuple[dict[str, float], bool, float, int]:
+        """Price row ``k`` (in closing order) as an online learner takes it: features, bought, weight, close time."""
+        i = self._price_index[k]
+        shown = self._shown[i]
+        assert shown is not None
+        x = row_features(np.array(self._X[i] + [shown.offer_share, shown.offer_flat]), PRICE_FEATURE_NAMES)
+        return x, self._y[i] == 1.0, 1.0 / shown.propensity, self._closed_at[i]
+
+    def price_so_far(self) -> LabRows:
+        """The price rows of the sessions closed so far, in the order they closed (append-only: a row keeps its
+        index as the run goes on, so a strategy can be handed a longer view each night)."""
+        logged = [(i, s) for i in self._price_index if (s := self._shown[i]) is not None]
+        n = len(logged)
+        return LabRows(
+            session_ids=tuple(self._ids[i] for i, _ in logged),
+            X=np.array([self._X[i] + [s.offer_share, s.offer_flat] for i, s in logged], dtype=np.float32).reshape(
+                n, len(PRICE_FEATURE_NAMES)
+            ),
+            y=np.array([self._y[i] for i, _ in logged], dtype=np.float64),
+            decision_ms=np.array([self._decided[i] for i, _ in logged], dtype=np.int64),
+            closed_ms=np.array([self._closed_at[i] for i, _ in logged], dtype=np.int64),
+            events=self.events,
+            unlabelled=0,
+            digest=self._digest.hexdigest(),
+            tz=self.tz,
+            kind="price",
+            feature_names=PRICE_FEATURE_NAMES,
+            weights=np.array([1.0 / s.propensity for _, s in logged], dtype=np.float64),
+            truth=_truth([s for _, s in logged]),
+        )
 
     def finish(self) -> LabRows:
         ids, X, y, decided, closed_at, shown = (

@@ -100,6 +100,18 @@ class Strategy(ABC):
     def request_retrain(self) -> None:  # noqa: B027 - a no-op unless the strategy has a snapshot
         """Train tonight whatever the cadence (a drift alarm); strategies without a snapshot ignore it."""
 
+    def extend(self, rows: LabRows) -> None:
+        """Hand the strategy a longer view of a growing stream (a closed loop): ``rows`` starts with the rows it had."""
+        if rows.n < self.rows.n:
+            raise ValueError("a strategy's rows can only grow")
+        grow = rows.n - self.rows.n
+        self.rows = rows
+        self.held_out = np.concatenate([self.held_out, np.zeros(grow, dtype=bool)])
+        self.learned = np.concatenate([self.learned, np.zeros(grow, dtype=bool)])
+
+    def learn_now(self, x: dict[str, float], bought: bool, weight: float, ts_ms: int) -> None:  # noqa: B027
+        """A session closed during a closed loop: online learners learn it now; snapshots wait for the night."""
+
     @abstractmethod
     def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
         """P(buy) for each of ``day.decided``, each made before learning that row; None without a model yet."""
@@ -177,6 +189,11 @@ class SnapshotStrategy(Strategy):
 
     def request_retrain(self) -> None:
         self._due = True
+
+    def extend(self, rows: LabRows) -> None:
+        super().extend(rows)
+        if hasattr(self, "_days"):
+            self._days = rows.decision_days()
 
     def _labelled_by(self, day: Day) -> IntArray:
         return np.flatnonzero(self.rows.closed_ms < day.end_ms)
@@ -267,6 +284,12 @@ class Online(Strategy):
         self._learn_cpu, self._learned_today = 0.0, 0
         return done
 
+    def learn_now(self, x: dict[str, float], bought: bool, weight: float, ts_ms: int) -> None:
+        started = time.process_time()
+        self.learner.learn_one(x, bought, weight=weight, ts_ms=ts_ms)
+        self._learn_cpu += time.process_time() - started
+        self._learned_today += 1
+
     def _forecast(self, x: dict[str, float]) -> float:
         """P(buy): the intent learner's score, or the price learner's purchase probability under the row's offer
         (its ``predict_one`` is a lift)."""
@@ -304,6 +327,14 @@ class Hybrid(Strategy):
 
     def request_retrain(self) -> None:
         self.snapshot.request_retrain()
+
+    def extend(self, rows: LabRows) -> None:
+        super().extend(rows)
+        self.online.extend(rows)
+        self.snapshot.extend(rows)
+
+    def learn_now(self, x: dict[str, float], bought: bool, weight: float, ts_ms: int) -> None:
+        self.online.learn_now(x, bought, weight, ts_ms)
 
     def probe(self, idx: IntArray) -> npt.NDArray[np.float64] | None:
         return self._blend(self.online.probe(idx), self.snapshot.probe(idx))
