@@ -112,6 +112,29 @@ def scenario_markers(scenario: str, days: int) -> list[dict[str, str]]:
     return []
 
 
+def attach_decision_value(result: dict[str, Any]) -> None:
+    """Put each day's decision value beside the day's forecast figures, as ``results.json``'s contract has it:
+    ``profit`` (the closed loop's realised profit, else the price model's counterfactual choices at the logged
+    decision points) on a simulated scenario, ``ope_value`` (that day's self-normalised IPW estimate of profit per
+    decision) on an archive with logged decisions. The full figures stay under ``closed_loop`` and ``price``."""
+    loops = result.get("closed_loop", {}).get("strategies", {})
+    price = result.get("price", {}).get("strategies", {})
+    for name, s in result["strategies"].items():
+        by_day: dict[str, dict[str, Any]] = {}
+        if name in loops:
+            by_day = {
+                d["day"]: {"profit": d["profit"], "oracle_profit": d["oracle_profit"]} for d in loops[name]["daily"]
+            }
+        elif name in price:
+            for d in price[name]["daily"]:
+                if d.get("profit") is not None:
+                    by_day[d["day"]] = {"profit": d["profit"], "oracle_profit": d["oracle_profit"]}
+                elif d.get("ope_num") is not None and d.get("ope_den"):
+                    by_day[d["day"]] = {"ope_value": round(d["ope_num"] / d["ope_den"], 4)}
+        for d in s["daily"]:
+            d.update(by_day.get(d["day"], {}))
+
+
 def render(result: dict[str, Any]) -> str:
     """The summary table printed at the end."""
     head = (
@@ -294,6 +317,7 @@ def backtest(
                 for name in strategies
             }
             result["closed_loop"] = {"epsilon": EPSILON, "strategies": runs} | compare_closed_loops(runs)
+    attach_decision_value(result)
     label = f"repeat purchase within {repurchase_days:g} days" if repurchase_days else "the session buys"
     result["source"] |= {"described": described, "rejected_events": dict(rejected), "label": label}
     out.mkdir(parents=True, exist_ok=True)

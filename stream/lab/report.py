@@ -116,12 +116,18 @@ def plots(result: Mapping[str, Any]) -> dict[str, str]:
     if loops is not None:
         fig, ax = plt.subplots(figsize=(9, 3.6))
         for name, run in loops["strategies"].items():
-            valued = [d for d in run["daily"] if d["oracle_profit"] > 0]
-            ax.plot([date.fromisoformat(d["day"]) for d in valued], [d["profit"] / d["oracle_profit"] for d in valued],
-                    label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)  # fmt: skip
+            days, shares, profit, oracle = [], [], 0.0, 0.0
+            for d in run["daily"]:
+                profit, oracle = profit + d["profit"], oracle + d["oracle_profit"]
+                if oracle > 0:
+                    days.append(date.fromisoformat(d["day"]))
+                    shares.append(profit / oracle)
+            ax.plot(days, shares, label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)
         _marks(ax, result)
-        ax.set_title("Closed loop: share of the oracle's profit each strategy's own run realised", fontsize=10)
-        ax.set_ylabel("profit / oracle")
+        ax.set_title(
+            "Closed loop: cumulative profit each strategy's own run realised, share of the oracle's", fontsize=10
+        )
+        ax.set_ylabel("cumulative profit / oracle")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, ncol=len(loops["strategies"]), loc="best")
         fig.autofmt_xdate()

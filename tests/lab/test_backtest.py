@@ -186,6 +186,7 @@ def test_cli_writes_results_json(tmp_path):
     for s in data["strategies"].values():
         for day in s["daily"]:
             assert {"day", "auc", "logloss", "train_cpu_s", "train_rows"} <= set(day)
+        assert any("profit" in day for day in s["daily"]), "a scenario's days carry the decision value"
     assert isinstance(data["recommendation"], str) and data["recommendation"]
     assert "full" in result.output and "online" in result.output
     assert_report_agrees_with_json((out / "report.html").read_text(), data)

@@ -68,6 +68,10 @@ def test_the_cli_reports_each_strategys_closed_loop(tmp_path):
     for name, run in loops["strategies"].items():
         assert abs(float(cells[name][1]) - run["summary"]["profit_fraction"]) <= 0.5e-4 + 1e-12
     assert (out / "plots" / "closed_loop.svg").is_file()
+    for name, run in loops["strategies"].items():  # the contract's daily "profit" is the closed loop's
+        realised = {d["day"]: d["profit"] for d in run["daily"]}
+        for day in data["strategies"][name]["daily"]:
+            assert day["profit"] == realised[day["day"]]
 
 
 def test_closed_loop_needs_a_scenario(tmp_path):

@@ -108,6 +108,12 @@ def test_on_an_archive_with_logged_decisions_the_price_models_are_valued_off_pol
         lo, hi = m["ope_value_ci"]
         assert lo <= m["ope_value"] <= hi and m["logged_value"] is not None
     assert "Off-policy value of each price model's choices" in price["recommendation"]
+    for name, s in price["strategies"].items():  # the contract's daily "ope_value" is the day's SNIPW estimate
+        parts = {d["day"]: d for d in s["daily"] if d.get("ope_num") is not None and d["ope_den"]}
+        days = [d for d in data["strategies"][name]["daily"] if d["day"] in parts]
+        assert days and all(
+            d["ope_value"] == round(parts[d["day"]]["ope_num"] / parts[d["day"]]["ope_den"], 4) for d in days
+        )
 
 
 def test_the_off_policy_parts_count_only_decisions_where_the_policy_agrees_with_the_log():
