@@ -5,8 +5,10 @@ Every figure in the page is read from the results dictionary that ``results.json
 verbatim (``<script type="application/json" id="results">``), so the page and the file cannot disagree.
 Plots are drawn with matplotlib (the ``lab`` extra: ``pip install 'offerstream[lab]'``): daily log loss (and
 its gap to the day's most accurate strategy) and AUC per strategy, the forgetting probe, training CPU per
-night, and accuracy against total compute. Dashed lines mark the scenario's known changes (a simulated shift or
-sale week); small ticks at the top mark the drift watch's alarms (the online intent learner's ADWIN).
+night, accuracy against total compute, and the decision value (the price model's choices; cumulative
+off-policy value on an archive; cumulative closed-loop profit). Dashed lines mark the scenario's known changes
+(a simulated shift or sale week); small ticks at the top mark the drift watch's alarms (the online intent
+learner's ADWIN).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 import orjson
 
 PLOTS = (
-    "logloss", "logloss_gap", "auc", "forgetting", "train_cpu", "accuracy_vs_compute", "decision_value", "closed_loop"
+    "logloss", "logloss_gap", "auc", "forgetting", "train_cpu", "accuracy_vs_compute", "decision_value", "ope_value",
+    "closed_loop",
 )  # fmt: skip
 COLOURS = {"full": "#1f77b4", "sampled": "#2ca02c", "warm": "#d62728", "online": "#9467bd", "hybrid": "#ff7f0e"}
 
@@ -112,6 +115,29 @@ def plots(result: Mapping[str, Any]) -> dict[str, str]:
         ax.legend(fontsize=8, ncol=len(price["strategies"]) + 1, loc="best")
         fig.autofmt_xdate()
         out["decision_value"] = _svg(fig, plt)
+    if price is not None and any(
+        d.get("ope_num") is not None for s in price["strategies"].values() for d in s["daily"]
+    ):
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+        for name, s in price["strategies"].items():
+            days, values, num, den = [], [], 0.0, 0.0
+            for d in s["daily"]:
+                if d.get("ope_num") is None:
+                    continue
+                num, den = num + d["ope_num"], den + d["ope_den"]
+                if den > 0:
+                    days.append(date.fromisoformat(d["day"]))
+                    values.append(num / den)
+            ax.plot(days, values, label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)
+        _marks(ax, result)
+        ax.set_title(
+            "Off-policy value of each price model's choices, cumulative (SNIPW, profit per decision)", fontsize=10
+        )
+        ax.set_ylabel("profit per decision")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=len(price["strategies"]), loc="best")
+        fig.autofmt_xdate()
+        out["ope_value"] = _svg(fig, plt)
     loops = result.get("closed_loop")
     if loops is not None:
         fig, ax = plt.subplots(figsize=(9, 3.6))

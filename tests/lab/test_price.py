@@ -97,7 +97,7 @@ def test_on_an_archive_with_logged_decisions_the_price_models_are_valued_off_pol
     generate_archive(archive, days=5, users=1500, seed=4)  # uniform logging policy, propensity 1/5
     out = tmp_path / "lab"
     result = CliRunner().invoke(
-        main, ["backtest", "--archive", str(archive), "--strategies", "full,online", "--out", str(out), "--no-report"]
+        main, ["backtest", "--archive", str(archive), "--strategies", "full,online", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
     data = orjson.loads((out / "results.json").read_bytes())
@@ -108,6 +108,7 @@ def test_on_an_archive_with_logged_decisions_the_price_models_are_valued_off_pol
         lo, hi = m["ope_value_ci"]
         assert lo <= m["ope_value"] <= hi and m["logged_value"] is not None
     assert "Off-policy value of each price model's choices" in price["recommendation"]
+    assert (out / "plots" / "ope_value.svg").is_file()
     for name, s in price["strategies"].items():  # the contract's daily "ope_value" is the day's SNIPW estimate
         parts = {d["day"]: d for d in s["daily"] if d.get("ope_num") is not None and d["ope_den"]}
         days = [d for d in data["strategies"][name]["daily"] if d["day"] in parts]
