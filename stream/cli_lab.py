@@ -12,17 +12,11 @@ from typing import Any
 import click
 import orjson
 
+from stream.cli_choices import comma_choice
+
 log = logging.getLogger(__name__)
 
-STRATEGY_NAMES = ("full", "sampled", "warm", "online", "hybrid")
-
-
-def _strategies(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
-    bad = [n for n in names if n not in STRATEGY_NAMES]
-    if not names or bad:
-        raise click.BadParameter(f"choose from {','.join(STRATEGY_NAMES)} (got {value!r})", ctx=ctx, param=param)
-    return names
+STRATEGY_NAMES = ("full", "sampled", "warm", "online", "hybrid")  # stream.lab.strategies.STRATEGIES (a test checks)
 
 
 def _simulated(scenario: str, days: int, users: int, seed: int, collector: Any) -> None:
@@ -179,7 +173,7 @@ def render(result: dict[str, Any]) -> str:
     "--strategies",
     default=",".join(STRATEGY_NAMES),
     show_default=True,
-    callback=_strategies,
+    callback=comma_choice(STRATEGY_NAMES),
     help="Update strategies to run side by side.",
 )
 @click.option(

@@ -9,14 +9,7 @@ import click
 import orjson
 
 from bandits.ope.evaluate import ESTIMATORS
-
-
-def _estimators(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
-    bad = [n for n in names if n not in ESTIMATORS]
-    if not names or bad:
-        raise click.BadParameter(f"choose from {','.join(ESTIMATORS)} (got {value!r})", ctx=ctx, param=param)
-    return names
+from stream.cli_choices import comma_choice
 
 
 def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -90,7 +83,7 @@ def _json_safe(value: Any) -> Any:
     "--estimators",
     default=",".join(ESTIMATORS),
     show_default=True,
-    callback=_estimators,
+    callback=comma_choice(tuple(ESTIMATORS)),
     help="Comma-separated estimators.",
 )
 @click.option("--seed", type=int, default=None, help="Seeds the target's choices and the bootstrap (settings: seed).")

@@ -42,122 +42,106 @@ def _pyplot() -> Any:
     return plt
 
 
+Series = dict[str, tuple[list[date], list[float]]]  # strategy -> (days, values)
+
+
+def _daily(days: Any, field: str, positive: bool = False) -> tuple[list[date], list[float]]:
+    """One field of a strategy's daily entries, as a line (days without it left out; only > 0 with ``positive``,
+    for a log scale)."""
+    kept = [(date.fromisoformat(d["day"]), d[field]) for d in days if d.get(field) is not None]
+    kept = [(d, v) for d, v in kept if v > 0] if positive else kept
+    return [d for d, _ in kept], [v for _, v in kept]
+
+
+def _cumulative(days: Any, num: str, den: str) -> tuple[list[date], list[float]]:
+    """Running Σ num / Σ den over a strategy's daily entries (days without them left out)."""
+    out_days, values, n, m = [], [], 0.0, 0.0
+    for d in days:
+        if d.get(num) is None or d.get(den) is None:
+            continue
+        n, m = n + d[num], m + d[den]
+        if m > 0:
+            out_days.append(date.fromisoformat(d["day"]))
+            values.append(n / m)
+    return out_days, values
+
+
+def _ratio(days: Any, num: str, den: str) -> tuple[list[date], list[float]]:
+    kept = [d for d in days if d.get(num) is not None and d.get(den)]
+    return [date.fromisoformat(d["day"]) for d in kept], [d[num] / d[den] for d in kept]
+
+
+def _line_plot(
+    plt: Any, result: Mapping[str, Any], series: Series, title: str, ylabel: str, log: bool = False,
+    reference: tuple[str, tuple[list[date], list[float]]] | None = None,
+) -> str:  # fmt: skip
+    """Daily lines per strategy, the run's marks, and an optional dotted reference line; as SVG."""
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for name, (days, values) in series.items():
+        ax.plot(days, values, label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)
+    if reference is not None:
+        label, (days, values) = reference
+        ax.plot(days, values, label=label, color="grey", linestyle=":", linewidth=1.2)
+    if log:
+        ax.set_yscale("log")
+    _marks(ax, result)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(series) + (reference is not None), loc="best")
+    fig.autofmt_xdate()
+    return _svg(fig, plt)
+
+
 def plots(result: Mapping[str, Any]) -> dict[str, str]:
     """The report's plots as SVG text, by name."""
     plt = _pyplot()
     strategies = result["strategies"]
+    daily = {name: s["daily"] for name, s in strategies.items()}
     out: dict[str, str] = {}
-    for key, title, ylabel, log in (
-        ("logloss", "Log loss of the day's forecasts (lower is better)", "log loss", False),
-        ("auc", "AUC of the day's forecasts (higher is better)", "AUC", False),
-        ("train_cpu", "Training CPU per night (online: during the day)", "CPU seconds", True),
-    ):
-        field = "train_cpu_s" if key == "train_cpu" else key
-        fig, ax = plt.subplots(figsize=(9, 3.6))
-        for name, s in strategies.items():
-            days = [date.fromisoformat(d["day"]) for d in s["daily"] if d[field] is not None]
-            values = [d[field] for d in s["daily"] if d[field] is not None]
-            if log:  # a night without training has nothing to draw on a log scale
-                kept = [(d, v) for d, v in zip(days, values, strict=True) if v > 0]
-                days, values = [d for d, _ in kept], [v for _, v in kept]
-            ax.plot(days, values, label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)
-        if log:
-            ax.set_yscale("log")
-        _marks(ax, result)
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=len(strategies), loc="best")
-        fig.autofmt_xdate()
-        out[key] = _svg(fig, plt)
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    for name, (days, gaps) in logloss_gaps(result).items():
-        ax.plot(days, gaps, label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)
-    _marks(ax, result)
-    ax.set_title("Log loss above the day's most accurate strategy (0: the best that day)", fontsize=10)
-    ax.set_ylabel("log loss − day's best")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=len(strategies), loc="best")
-    fig.autofmt_xdate()
-    out["logloss_gap"] = _svg(fig, plt)
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    for name, s in strategies.items():
-        probe = [d for d in s["forgetting"]["daily"] if d["logloss"] is not None]
-        ax.plot([date.fromisoformat(d["day"]) for d in probe], [d["logloss"] for d in probe], label=name,
-                color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)  # fmt: skip
-    _marks(ax, result)
-    probe_info = result["probe"]
-    ax.set_title(
-        f"Forgetting: log loss on {probe_info['rows']} held-out sessions of the first days (up to "
-        f"{probe_info['last_decision_day']}), each night",
-        fontsize=10,
-    )
-    ax.set_ylabel("probe log loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=len(strategies), loc="best")
-    fig.autofmt_xdate()
-    out["forgetting"] = _svg(fig, plt)
-    price = result.get("price")
-    if price is not None and any(d.get("profit") is not None for s in price["strategies"].values() for d in s["daily"]):
-        fig, ax = plt.subplots(figsize=(9, 3.6))
-        for name, s in price["strategies"].items():
-            valued = [d for d in s["daily"] if d.get("profit") is not None and d["oracle_profit"] > 0]
-            ax.plot([date.fromisoformat(d["day"]) for d in valued], [d["profit"] / d["oracle_profit"] for d in valued],
-                    label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)  # fmt: skip
-        any_strategy = next(iter(price["strategies"].values()))["daily"]
-        base = [d for d in any_strategy if d.get("none_profit") is not None and d["oracle_profit"] > 0]
-        ax.plot([date.fromisoformat(d["day"]) for d in base], [d["none_profit"] / d["oracle_profit"] for d in base],
-                label="always nothing", color="grey", linestyle=":", linewidth=1.2)  # fmt: skip
-        _marks(ax, result)
-        ax.set_title("Decision value: the price model's chosen offers, share of the best offer's profit", fontsize=10)
-        ax.set_ylabel("profit / oracle")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=len(price["strategies"]) + 1, loc="best")
-        fig.autofmt_xdate()
-        out["decision_value"] = _svg(fig, plt)
-    if price is not None and any(
-        d.get("ope_num") is not None for s in price["strategies"].values() for d in s["daily"]
-    ):
-        fig, ax = plt.subplots(figsize=(9, 3.6))
-        for name, s in price["strategies"].items():
-            days, values, num, den = [], [], 0.0, 0.0
-            for d in s["daily"]:
-                if d.get("ope_num") is None:
-                    continue
-                num, den = num + d["ope_num"], den + d["ope_den"]
-                if den > 0:
-                    days.append(date.fromisoformat(d["day"]))
-                    values.append(num / den)
-            ax.plot(days, values, label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)
-        _marks(ax, result)
-        ax.set_title(
-            "Off-policy value of each price model's choices, cumulative (SNIPW, profit per decision)", fontsize=10
-        )
-        ax.set_ylabel("profit per decision")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=len(price["strategies"]), loc="best")
-        fig.autofmt_xdate()
-        out["ope_value"] = _svg(fig, plt)
-    loops = result.get("closed_loop")
-    if loops is not None:
-        fig, ax = plt.subplots(figsize=(9, 3.6))
-        for name, run in loops["strategies"].items():
-            days, shares, profit, oracle = [], [], 0.0, 0.0
-            for d in run["daily"]:
-                profit, oracle = profit + d["profit"], oracle + d["oracle_profit"]
-                if oracle > 0:
-                    days.append(date.fromisoformat(d["day"]))
-                    shares.append(profit / oracle)
-            ax.plot(days, shares, label=name, color=COLOURS.get(name), linewidth=1.4, marker=".", markersize=3)
-        _marks(ax, result)
-        ax.set_title(
-            "Closed loop: cumulative profit each strategy's own run realised, share of the oracle's", fontsize=10
-        )
-        ax.set_ylabel("cumulative profit / oracle")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=len(loops["strategies"]), loc="best")
-        fig.autofmt_xdate()
-        out["closed_loop"] = _svg(fig, plt)
+    out["logloss"] = _line_plot(
+        plt, result, {n: _daily(d, "logloss") for n, d in daily.items()},
+        "Log loss of the day's forecasts (lower is better)", "log loss",
+    )  # fmt: skip
+    out["logloss_gap"] = _line_plot(
+        plt, result, logloss_gaps(result),
+        "Log loss above the day's most accurate strategy (0: the best that day)", "log loss − day's best",
+    )  # fmt: skip
+    out["auc"] = _line_plot(
+        plt, result, {n: _daily(d, "auc") for n, d in daily.items()},
+        "AUC of the day's forecasts (higher is better)", "AUC",
+    )  # fmt: skip
+    probe = result["probe"]
+    out["forgetting"] = _line_plot(
+        plt, result, {n: _daily(s["forgetting"]["daily"], "logloss") for n, s in strategies.items()},
+        f"Forgetting: log loss on {probe['rows']} held-out sessions of the first days (up to "
+        f"{probe['last_decision_day']}), each night", "probe log loss",
+    )  # fmt: skip
+    out["train_cpu"] = _line_plot(
+        plt, result, {n: _daily(d, "train_cpu_s", positive=True) for n, d in daily.items()},
+        "Training CPU per night (online: during the day)", "CPU seconds", log=True,
+    )  # fmt: skip
+    price = {name: s["daily"] for name, s in result.get("price", {}).get("strategies", {}).items()}
+    if any(d.get("profit") is not None for days in price.values() for d in days):
+        first = next(iter(price.values()))
+        out["decision_value"] = _line_plot(
+            plt, result, {n: _ratio(d, "profit", "oracle_profit") for n, d in price.items()},
+            "Decision value: the price model's chosen offers, share of the best offer's profit", "profit / oracle",
+            reference=("always nothing", _ratio(first, "none_profit", "oracle_profit")),
+        )  # fmt: skip
+    if any(d.get("ope_num") is not None for days in price.values() for d in days):
+        out["ope_value"] = _line_plot(
+            plt, result, {n: _cumulative(d, "ope_num", "ope_den") for n, d in price.items()},
+            "Off-policy value of each price model's choices, cumulative (SNIPW, profit per decision)",
+            "profit per decision",
+        )  # fmt: skip
+    loops = {name: run["daily"] for name, run in result.get("closed_loop", {}).get("strategies", {}).items()}
+    if loops:
+        out["closed_loop"] = _line_plot(
+            plt, result, {n: _cumulative(d, "profit", "oracle_profit") for n, d in loops.items()},
+            "Closed loop: cumulative profit each strategy's own run realised, share of the oracle's",
+            "cumulative profit / oracle",
+        )  # fmt: skip
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, s in strategies.items():
         m = s["summary"]

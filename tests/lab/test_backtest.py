@@ -256,6 +256,17 @@ def assert_report_agrees_with_json(page: str, data: dict) -> None:
         _assert_table_agrees(parsed.tables["price-summary"], data["price"])
 
 
+def test_the_cli_names_every_strategy_and_refuses_others(tmp_path):
+    from stream.cli_lab import STRATEGY_NAMES
+    from stream.lab.strategies import STRATEGIES
+
+    assert tuple(STRATEGIES) == STRATEGY_NAMES
+    result = CliRunner().invoke(
+        main, ["backtest", "--scenario", "abrupt", "--strategies", "full,nope", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "choose from full,sampled,warm,online,hybrid" in result.output
+
+
 def test_cli_wants_exactly_one_source(tmp_path):
     result = CliRunner().invoke(main, ["backtest", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "exactly one of" in result.output
