@@ -142,8 +142,7 @@ class KafkaSource:
             time.sleep(0.2)
 
     def next_batch(self, max_records: int) -> list[SourceRecord]:
-        if self._uncommitted:
-            self._commit_deferred()
+        self.settle_commits()
         polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=max_records)
         for tp in list(polled):
             # After a rebalance gives a partition back before its commit went through, the consumer restarts

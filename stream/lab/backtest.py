@@ -278,7 +278,8 @@ def _common_days(daily: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def _summary(days: Sequence[dict[str, Any]], common: Sequence[str]) -> dict[str, Any]:
-    on = [d for d in days if d["day"] in set(common)]
+    compared = set(common)
+    on = [d for d in days if d["day"] in compared]
     peaks = [d["train_peak_mb"] for d in days if d["train_peak_mb"] is not None]
     return {
         "days_compared": len(on),

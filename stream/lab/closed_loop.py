@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from models.features import FEATURE_NAMES
+from stream.lab.backtest import LabConfig, _interval
 from stream.lab.rows import Logged, RowCollector
 from stream.lab.strategies import Day, Strategy, make_strategy
 from stream.settings import ProcessingSettings
@@ -39,7 +40,7 @@ def run_closed_loop(
     days: int,
     users: int,
     seed: int,
-    config: Any,
+    config: LabConfig,
     processing: ProcessingSettings,
     on_day: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
@@ -132,8 +133,6 @@ def run_closed_loop(
 def compare_closed_loops(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The strategy whose run earned the largest share of its oracle, and every other's paired daily difference
     in that share (days in common), with a 95 % interval; and a sentence that says it."""
-    from stream.lab.backtest import _interval
-
     fractions = {n: r["summary"]["profit_fraction"] for n, r in runs.items() if r["summary"]["profit_fraction"]}
     if len(fractions) < 1:
         return {"best": None, "versus_best": {}, "recommendation": "No closed-loop decisions to compare."}

@@ -191,18 +191,21 @@ class RowCollector:
     def price_so_far(self) -> LabRows:
         """The price rows of the sessions closed so far, in the order they closed (append-only: a row keeps its
         index as the run goes on, so a strategy can be handed a longer view each night)."""
-        logged = [(i, s) for i in self._price_index if (s := self._shown[i]) is not None]
-        n = len(logged)
+        return self._price_rows(self._price_index, unlabelled=0)
+
+    def _price_rows(self, order: Sequence[int], unlabelled: int) -> LabRows:
+        """The price rows of the collected rows ``order`` (by collection index) whose first decision was logged."""
+        logged = [(i, s) for i in order if (s := self._shown[i]) is not None]
         return LabRows(
             session_ids=tuple(self._ids[i] for i, _ in logged),
             X=np.array([self._X[i] + [s.offer_share, s.offer_flat] for i, s in logged], dtype=np.float32).reshape(
-                n, len(PRICE_FEATURE_NAMES)
+                len(logged), len(PRICE_FEATURE_NAMES)
             ),
             y=np.array([self._y[i] for i, _ in logged], dtype=np.float64),
             decision_ms=np.array([self._decided[i] for i, _ in logged], dtype=np.int64),
             closed_ms=np.array([self._closed_at[i] for i, _ in logged], dtype=np.int64),
             events=self.events,
-            unlabelled=0,
+            unlabelled=unlabelled,
             digest=self._digest.hexdigest(),
             tz=self.tz,
             kind="price",
@@ -212,9 +215,7 @@ class RowCollector:
         )
 
     def finish(self) -> LabRows:
-        ids, X, y, decided, closed_at, shown = (
-            self._ids, self._X, self._y, self._decided, self._closed_at, self._shown
-        )  # fmt: skip
+        ids, X, y, decided, closed_at = self._ids, self._X, self._y, self._decided, self._closed_at
         unlabelled = sum(1 for s in self._tracker.store.open_sessions() if s.decision_ms is not None)
         order = sorted(range(len(ids)), key=lambda i: (decided[i], ids[i]))
         if self.repurchase_days is not None:
@@ -229,27 +230,7 @@ class RowCollector:
                 after = bisect.bisect_right(times, decided[i])  # the first purchase strictly later
                 y[i] = 1.0 if after < len(times) and times[after] <= decided[i] + horizon else 0.0
                 closed_at[i] = decided[i] + horizon
-        digest = self._digest.hexdigest()
-        price = None
-        if self.decisions is not None:
-            logged = [(i, s) for i in order if (s := shown[i]) is not None]
-            price = LabRows(
-                session_ids=tuple(ids[i] for i, _ in logged),
-                X=np.array([X[i] + [s.offer_share, s.offer_flat] for i, s in logged], dtype=np.float32).reshape(
-                    len(logged), len(PRICE_FEATURE_NAMES)
-                ),
-                y=np.array([y[i] for i, _ in logged], dtype=np.float64),
-                decision_ms=np.array([decided[i] for i, _ in logged], dtype=np.int64),
-                closed_ms=np.array([closed_at[i] for i, _ in logged], dtype=np.int64),
-                kind="price",
-                feature_names=PRICE_FEATURE_NAMES,
-                weights=np.array([1.0 / s.propensity for _, s in logged], dtype=np.float64),
-                truth=_truth([s for _, s in logged]),
-                events=self.events,
-                unlabelled=unlabelled,
-                digest=digest,
-                tz=self.tz,
-            )
+        price = self._price_rows(order, unlabelled) if self.decisions is not None else None
         return LabRows(
             session_ids=tuple(ids[i] for i in order),
             X=np.array([X[i] for i in order], dtype=np.float32).reshape(len(order), len(FEATURE_NAMES)),
@@ -259,7 +240,7 @@ class RowCollector:
             price=price,
             events=self.events,
             unlabelled=unlabelled,
-            digest=digest,
+            digest=self._digest.hexdigest(),
             tz=self.tz,
         )
 

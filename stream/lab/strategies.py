@@ -190,11 +190,6 @@ class SnapshotStrategy(Strategy):
     def request_retrain(self) -> None:
         self._due = True
 
-    def extend(self, rows: LabRows) -> None:
-        super().extend(rows)
-        if hasattr(self, "_days"):
-            self._days = rows.decision_days()
-
     def _labelled_by(self, day: Day) -> IntArray:
         return np.flatnonzero(self.rows.closed_ms < day.end_ms)
 
@@ -220,6 +215,10 @@ class Sampled(SnapshotStrategy):
     ) -> None:
         super().__init__(rows, seed, params, held_out)
         self.tiers = tuple(tiers)
+        self._days = rows.decision_days()
+
+    def extend(self, rows: LabRows) -> None:
+        super().extend(rows)
         self._days = rows.decision_days()
 
     def training_rows(self, day: Day) -> tuple[IntArray, npt.NDArray[np.float32], xgb.Booster | None]:
