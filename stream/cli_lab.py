@@ -239,8 +239,10 @@ def backtest(
     closes). Per day and strategy: AUC (DeLong 95% interval), log loss, calibration error, and the training's
     rows, CPU seconds and peak memory. A simulated scenario runs in closed loop with offers shown uniformly at
     random, so the price model (P(buy | session, offer)) is compared too, with its decision value: the simulator's
-    expected profit of the offers it would choose, as a share of the best offer's. Writes OUT/results.json and
-    OUT/report.html (plots, the verdict); prints a table and a recommendation.
+    expected profit of the offers it would choose, as a share of the best offer's (with --closed-loop, also what
+    each strategy's price model realises running its own shop). On an archive with logged decisions the price
+    models are compared as well and their choices valued off-policy (self-normalised IPW). Writes
+    OUT/results.json and OUT/report.html (plots, the verdict); prints a table and a recommendation.
     """
     from stream.lab.backtest import LabConfig, run_backtest
     from stream.lab.rows import RowCollector, collect_rows
