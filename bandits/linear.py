@@ -195,6 +195,7 @@ class LinearArms:
             self.prior_scale,
             self._posterior.prior_mean[: self._base.dim],
         )
-        self._design({}, state["offers"])
+        if state["offers"]:  # an untrained model has not grown its offer columns yet
+            self._design({}, state["offers"])
         self._posterior.restore(state["posterior"])
         self._rewards = int(state["rewards"])

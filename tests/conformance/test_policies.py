@@ -107,6 +107,17 @@ def test_snapshot_survives_json_and_restores_an_equal_policy(name):
         )
 
 
+def test_an_untrained_policy_snapshot_restores_too(name):
+    """A worker checkpoints before its first batch: an empty policy's snapshot must load back."""
+    policy = build(name)
+    twin = build(name)
+    twin.restore(orjson.loads(orjson.dumps(policy.snapshot())))
+    assert twin.snapshot() == policy.snapshot()
+    assert twin.choose(CONTEXT, OFFERS, np.random.default_rng(3)) == policy.choose(
+        CONTEXT, OFFERS, np.random.default_rng(3)
+    )
+
+
 def test_clones_are_independent(name):
     policy = trained(name)
     clone = copy.deepcopy(policy)
