@@ -68,11 +68,35 @@ class KafkaSettings(BaseModel):
     batch_size: int = Field(65_536, ge=1024)
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
     max_request_size: int = Field(4_194_304, ge=1024, description="producer cap; dead letters carry input bytes")
+    processing_guarantee: Literal["exactly-once", "at-least-once"] = Field(
+        "exactly-once",
+        description="exactly-once: each batch's outputs and offsets commit in one transaction (stream/transactions.py)",
+    )
+    instance_id: str | None = Field(
+        None,
+        description=(
+            "this worker's stable identity across restarts (default: from the host name and state dir): its "
+            "transactional id is GROUP-INSTANCE and, with static_membership, its group.instance.id"
+        ),
+    )
+    static_membership: bool = Field(
+        True, description="rejoin the group as the same member after a restart, without waiting for a rebalance"
+    )
+    transaction_timeout_ms: int = Field(
+        60_000, ge=1000, description="the broker aborts a transaction left open this long (a crashed worker's)"
+    )
+    isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
+        "read_committed", description="what the worker reads of transactional producers' messages"
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI"] | None = None
     sasl_plain_username: str | None = None
     sasl_plain_password: SecretStr | None = None
-    ssl_cafile: str | None = None
+    ssl_cafile: str | None = Field(None, description="CA bundle that signed the brokers' certificates")
+    ssl_certfile: str | None = Field(None, description="client certificate (mutual TLS)")
+    ssl_keyfile: str | None = Field(None, description="client certificate's private key")
+    ssl_password: SecretStr | None = Field(None, description="password of the private key")
+    ssl_check_hostname: bool = True
 
     def client_options(self) -> dict[str, Any]:
         """Options shared by every kafka-python client (secrets revealed only here)."""
@@ -87,8 +111,13 @@ class KafkaSettings(BaseModel):
             opts["sasl_plain_username"] = self.sasl_plain_username
         if self.sasl_plain_password is not None:
             opts["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
-        if self.ssl_cafile:
-            opts["ssl_cafile"] = self.ssl_cafile
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name):
+                opts[name] = getattr(self, name)
+        if self.ssl_password is not None:
+            opts["ssl_password"] = self.ssl_password.get_secret_value()
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            opts["ssl_check_hostname"] = self.ssl_check_hostname
         return opts
 
 
@@ -262,6 +291,9 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".run/state")
     state_key: SecretStr | None = Field(
         None, description="HMAC key signing checkpoints (default: a key file in state_dir)"
+    )
+    checkpoint_every_records: int = Field(
+        20_000, ge=1, description="records between checkpoints of the worker's state (a restart replays fewer)"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

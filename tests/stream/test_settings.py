@@ -1,0 +1,68 @@
+"""Settings: security options reach the Kafka clients; secrets reach nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from stream.cli import main
+from stream.errors import ConfigError
+from stream.settings import describe, load_settings
+
+SECRET = "s3cr3t-pa55word-4711"
+KEY_SECRET = "key-pa55-0815"
+
+SECURE_ENV = {
+    "OFFERSTREAM_KAFKA__BOOTSTRAP_SERVERS": "broker-1:9093,broker-2:9093",
+    "OFFERSTREAM_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+    "OFFERSTREAM_KAFKA__SASL_MECHANISM": "SCRAM-SHA-512",
+    "OFFERSTREAM_KAFKA__SASL_PLAIN_USERNAME": "offerstream",
+    "OFFERSTREAM_KAFKA__SASL_PLAIN_PASSWORD": SECRET,
+    "OFFERSTREAM_KAFKA__SSL_CAFILE": "/etc/kafka/ca.pem",
+    "OFFERSTREAM_KAFKA__SSL_CERTFILE": "/etc/kafka/client.pem",
+    "OFFERSTREAM_KAFKA__SSL_KEYFILE": "/etc/kafka/client.key",
+    "OFFERSTREAM_KAFKA__SSL_PASSWORD": KEY_SECRET,
+}
+
+
+def test_security_settings_pass_through_to_the_kafka_clients():
+    opts = load_settings(env=SECURE_ENV).kafka.client_options()
+    assert opts == {
+        "bootstrap_servers": ["broker-1:9093", "broker-2:9093"],
+        "client_id": "offerstream",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "offerstream",
+        "sasl_plain_password": SECRET,
+        "ssl_cafile": "/etc/kafka/ca.pem",
+        "ssl_certfile": "/etc/kafka/client.pem",
+        "ssl_keyfile": "/etc/kafka/client.key",
+        "ssl_password": KEY_SECRET,
+        "ssl_check_hostname": True,
+    }
+
+
+def test_plaintext_clients_get_no_security_options():
+    opts = load_settings(env={"KAFKA_BOOTSTRAP_SERVERS": "localhost:9092"}).kafka.client_options()
+    assert opts == {
+        "bootstrap_servers": ["localhost:9092"],
+        "client_id": "offerstream",
+        "security_protocol": "PLAINTEXT",
+    }
+
+
+def test_secrets_are_masked_in_printed_settings_and_reprs():
+    settings = load_settings(env=SECURE_ENV)
+    for text in (str(describe(settings)), repr(settings), str(settings.kafka), repr(settings.kafka)):
+        assert SECRET not in text and KEY_SECRET not in text
+    out = CliRunner().invoke(main, ["config"], env=SECURE_ENV)
+    assert out.exit_code == 0, out.output
+    assert "SCRAM-SHA-512" in out.output and SECRET not in out.output and KEY_SECRET not in out.output
+
+
+def test_secrets_stay_out_of_help_and_validation_errors():
+    help_text = CliRunner().invoke(main, ["run", "--help"], env=SECURE_ENV).output
+    assert SECRET not in help_text
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={**SECURE_ENV, "OFFERSTREAM_KAFKA__SASL_MECHANISM": SECRET})
+    assert "sasl_mechanism" in str(err.value) and SECRET not in str(err.value)
