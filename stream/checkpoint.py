@@ -1,14 +1,13 @@
-"""Snapshots of the processing core on a clean stop, restored only when they match the committed offsets.
+"""Signed snapshots of the processing core, with the consumer offsets the state reflects.
 
-A snapshot is JSON, written atomically (temporary file, fsync, rename). The River learners inside it are
-pickled (River's own objects), so the file is **signed**: an HMAC-SHA256 over its bytes with a key from
+A snapshot is JSON, written atomically (temporary file, fsync, rename, folder fsync). The River learners inside
+it are pickled (River's own objects), so the file is **signed**: an HMAC-SHA256 over its bytes with a key from
 ``state_key`` in the settings or, when none is configured, a random key kept in ``STATE_DIR/.checkpoint.key``
 (mode 0600). A file whose signature does not match — edited, truncated, written with another key — is refused
 with a log line and never unpickled.
 
-It records the consumer group's committed offsets at the moment it was taken; a worker that starts
-restores it only if the group's committed offsets are still exactly those — otherwise (a crash after more
-commits, another worker took over) it is stale, and the worker says so and starts empty.
+The worker writes one every ``checkpoint_every_records`` and at a clean stop; :mod:`stream.recovery` decides
+at start what it is worth against the group's committed offsets.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import hmac
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ def snapshot_path(state_dir: Path, group_id: str) -> Path:
     return state_dir / f"{safe}.snapshot.json"
 
 
-def offsets_key(offsets: dict[Any, int | None]) -> dict[str, int | None]:
+def offsets_key(offsets: Mapping[Any, int | None]) -> dict[str, int | None]:
     """``{TopicPartition: offset}`` as ``{"topic:partition": offset}`` (JSON keys)."""
     return {f"{tp.topic}:{tp.partition}": off for tp, off in offsets.items()}
 

@@ -127,14 +127,19 @@ def main(ctx: click.Context, config: Path | None) -> None:
 @common
 @kafka_options
 @model_options
-@click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="Where clean-stop snapshots live.")
+@click.option(
+    "--state-dir", type=click.Path(path_type=Path), default=None, help="Where the worker's state checkpoints live."
+)
 @click.pass_context
 def run(ctx: click.Context, **flags: Any) -> None:
     """Run the worker: consume the clickstream topic, emit decisions, rewards and dead letters.
 
-    With --registry it scores with the promoted snapshot and swaps to a newly promoted one without restart;
-    with --archive it appends valid events and decisions to the archive before committing their offsets.
-    Stops cleanly on SIGTERM or SIGINT: the batch in hand is committed and the state saved beside its offsets.
+    Exactly-once by default: each batch's outputs and input offsets commit in one Kafka transaction (readers
+    of the decisions topic set isolation_level=read_committed). The state is checkpointed every
+    checkpoint_every_records records; a restart, after a clean stop or a crash, resumes exactly at the
+    committed offsets. With --registry it scores with the promoted snapshot and swaps to a newly promoted one
+    without restart; with --archive it appends valid events and decisions to the archive before committing.
+    Stops cleanly on SIGTERM or SIGINT: the batch in hand is committed and the state checkpointed.
     """
     from stream.worker import run_worker
 

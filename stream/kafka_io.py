@@ -1,9 +1,11 @@
 """Kafka at the edges: a consumer-group source, an acknowledging sink, topic creation. kafka-python only.
 
 The processing core never sees these classes; :func:`stream.pipeline.run_pipeline` drives them like any other
-source and sink. Delivery is at-least-once: the sink's ``flush`` waits for the broker to acknowledge every
-output (``acks=all``, idempotent producer) and raises :class:`DeliveryError` otherwise, and only then does the
-source commit the batch's offsets.
+source and sink. The sink's ``flush`` waits for the broker to acknowledge every output (``acks=all``,
+idempotent producer) and raises :class:`DeliveryError` otherwise, and only then does the source commit the
+batch's offsets. Given a :class:`~stream.transactions.KafkaTransaction` (exactly-once, the default), the sink
+produces inside it and the source commits the offsets through it, so outputs and offsets commit together;
+without one (at-least-once) the offsets are committed by the consumer after the outputs are acknowledged.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -29,6 +31,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from stream.errors import DeliveryError
 from stream.records import Output, OutputKind, SourceRecord
 from stream.settings import KafkaSettings
+from stream.transactions import KafkaTransaction
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +106,36 @@ def _finish_joins_in_flight(consumer: KafkaConsumer) -> None:
     coordinator.need_rejoin = need_rejoin_or_join_in_flight
 
 
+def polled_records(polled: Mapping[TopicPartition, Sequence[Any]]) -> list[SourceRecord]:
+    """A poll's messages as the core's records: partition by partition, each in offset order (the order a
+    recovering worker replays them in too)."""
+    return [
+        SourceRecord(
+            value=m.value if m.value is not None else b"",
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            key=m.key,
+            timestamp_ms=m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None,
+        )
+        for tp in sorted(polled, key=lambda t: (t.topic, t.partition))
+        for m in polled[tp]
+    ]
+
+
 class KafkaSource:
     """The clickstream topic, read by a consumer group, committed only when told."""
 
-    def __init__(self, settings: KafkaSettings, metadata_wait_s: float = 60.0, **extra: Any) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        metadata_wait_s: float = 60.0,
+        transaction: KafkaTransaction | None = None,
+        group_instance_id: str | None = None,
+        **extra: Any,
+    ) -> None:
         self.settings = settings
+        self.transaction = transaction
         self.consumer = KafkaConsumer(
             **settings.client_options(),
             group_id=settings.group_id,
@@ -115,6 +143,8 @@ class KafkaSource:
             auto_offset_reset="earliest",
             max_poll_records=settings.max_poll_records,
             fetch_max_bytes=settings.fetch_max_bytes,
+            isolation_level=settings.isolation_level,
+            group_instance_id=group_instance_id,
             **extra,
         )
         _finish_joins_in_flight(self.consumer)
@@ -150,21 +180,13 @@ class KafkaSource:
             done = self._processed.get(tp)
             if done is not None:
                 polled[tp] = [m for m in polled[tp] if m.offset >= done]
-        return [
-            SourceRecord(
-                value=m.value if m.value is not None else b"",
-                topic=m.topic,
-                partition=m.partition,
-                offset=m.offset,
-                key=m.key,
-                timestamp_ms=m.timestamp if m.timestamp is not None and m.timestamp >= 0 else None,
-            )
-            for tp in sorted(polled, key=lambda t: (t.topic, t.partition))
-            for m in polled[tp]
-        ]
+        return polled_records(polled)
 
     def commit(self, batch: Sequence[SourceRecord]) -> None:
         if not batch:
+            return
+        if self.transaction is not None:
+            self._commit_in_transaction(batch)
             return
         positions = self._uncommitted
         for r in batch:
@@ -172,6 +194,17 @@ class KafkaSource:
             positions[tp] = max(positions.get(tp, -1), r.offset + 1)
             self._processed[tp] = max(self._processed.get(tp, -1), r.offset + 1)
         self._commit_pending()
+
+    def _commit_in_transaction(self, batch: Sequence[SourceRecord]) -> None:
+        """Offsets into the sink's transaction, then commit it (raises TransactionAborted: nothing visible)."""
+        assert self.transaction is not None
+        positions: dict[TopicPartition, int] = {}
+        for r in batch:
+            tp = TopicPartition(r.topic, r.partition)
+            positions[tp] = max(positions.get(tp, -1), r.offset + 1)
+        self.transaction.commit(positions, self.consumer.group_metadata())
+        log.debug("committed %s in a transaction", positions)
+        self.committed.update(positions)
 
     def _commit_deferred(self) -> None:
         """Retry a commit the group refused during a rebalance, for the partitions this worker still owns.
@@ -214,6 +247,17 @@ class KafkaSource:
         tps = set(self.consumer.assignment()) | set(self.committed) | set(partitions)
         return {tp: self.consumer.committed(tp) for tp in sorted(tps, key=lambda t: (t.topic, t.partition))}
 
+    def start_offsets(self, partitions: Sequence[TopicPartition] = ()) -> dict[TopicPartition, int | None]:
+        """Where the group starts on each partition (default: every partition of the topic): its committed
+        offset, else the partition's first offset (``auto_offset_reset="earliest"``)."""
+        topic = self.settings.clickstream_topic
+        tps = list(partitions) or [
+            TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
+        committed = {tp: self.consumer.committed(tp) for tp in tps}
+        first = self.consumer.beginning_offsets([tp for tp, off in committed.items() if off is None])
+        return {tp: first[tp] if off is None else off for tp, off in committed.items()}
+
     def lag(self) -> int:
         """Messages behind the end of the assigned partitions (0 when nothing is assigned yet)."""
         assigned = list(self.consumer.assignment())
@@ -229,9 +273,15 @@ class KafkaSource:
 class KafkaSink:
     """Produces each output to its kind's topic; ``flush`` returns only when the broker acknowledged all."""
 
-    def __init__(self, settings: KafkaSettings, producer: KafkaProducer | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        producer: KafkaProducer | None = None,
+        transaction: KafkaTransaction | None = None,
+    ) -> None:
         self.settings = settings
-        self.producer = producer or make_producer(settings)
+        self.transaction = transaction
+        self.producer = transaction.producer if transaction is not None else producer or make_producer(settings)
         self._pending: list[tuple[Output, Any]] = []
         self.counts: dict[OutputKind, int] = dict.fromkeys(OutputKind, 0)
 
@@ -239,6 +289,8 @@ class KafkaSink:
         for out in outputs:
             if out.kind is OutputKind.EVENT:  # valid events go to the archive, not back to Kafka
                 continue
+            if self.transaction is not None:
+                self.transaction.begin()
             future = self.producer.send(
                 topic_for(self.settings, out.kind), value=out.value(), key=out.key, headers=list(out.headers)
             )
@@ -252,9 +304,13 @@ class KafkaSink:
         self._pending.clear()
         if failed:
             out, exc = failed[0]
+            if self.transaction is not None:
+                self.transaction.abort()
             raise DeliveryError(f"{len(failed)} outputs not acknowledged, first {out.kind.value}: {exc!r}")
 
     def close(self) -> None:
+        if self.transaction is not None:
+            self.transaction.abort()  # a batch cut short by an error: nothing of it may become visible
         try:
             self.producer.flush()
         except KafkaError as exc:  # closing after a failure: report, don't mask the first error

@@ -1,8 +1,10 @@
 """The loop every run shares, replay and production alike: read a batch, process, write, flush, commit.
 
-Commit order (at-least-once): outputs of a batch are written and flushed (durable) before the batch's input
-offsets are committed, so a crash can repeat work but never lose it. Decision ids are deterministic, so a
-repeat is recognisable downstream.
+Commit order: the outputs of a batch are written and flushed (acknowledged, archive fsynced) before the
+batch's input offsets are committed, so nothing committed lacks its effects. With Kafka transactions
+(:mod:`stream.transactions`) that commit also makes the outputs visible, atomically with the offsets
+(exactly-once); without, a crash between flush and commit repeats the batch (at-least-once, recognisable
+downstream: decision ids are deterministic).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ def iter_topic(
     """Every message of ``topic`` from its beginning. Ends once the end offsets are reached and nothing new
     came for ``idle_timeout_s``; with ``idle_timeout_s=None`` it follows until ``stop`` is set."""
     stop = stop or threading.Event()
+    consumer_options.setdefault("isolation_level", "read_committed")  # what a transaction aborted never happened
     consumer = KafkaConsumer(**settings.client_options(), group_id=None, enable_auto_commit=False, **consumer_options)
     try:
         partitions = sorted(consumer.partitions_for_topic(topic) or ())

@@ -1,11 +1,20 @@
 """The Kafka worker: the clickstream topic in, decisions, rewards and dead letters out.
 
-Per batch: poll → (swap to a newly promoted snapshot, if any) → process the batch through the core → produce
-and archive → flush (broker acknowledged, archive fsynced) → commit the batch's offsets. A drift alarm from the
-online learners becomes a retrain request in the registry (see :mod:`models.schedule`).
+Per batch: poll → (swap to a newly promoted snapshot, if any) → process the batch through the core → archive
+(fsynced) → produce and commit the batch's outputs and offsets together in one Kafka transaction (exactly-once,
+the default: :mod:`stream.transactions`; at-least-once flushes the outputs, then commits the offsets). A drift
+alarm from the online learners becomes a retrain request in the registry (see :mod:`models.schedule`).
 
-SIGTERM/SIGINT set a stop flag: the batch in hand is finished and committed, the core's state is snapshotted
-(signed) next to the committed offsets, and the clients close.
+State: every ``checkpoint_every_records`` records and at a clean stop, the core's state is checkpointed
+(signed) with the offsets it reflects; a start restores it and silently replays what was committed after it
+(:mod:`stream.recovery`), so a worker killed at any moment continues exactly where its last committed
+transaction left it.
+
+Faults: a batch whose outputs or transaction fail (broker down, a rebalance fencing the commit) is aborted; the
+worker closes its clients, rebuilds its state from the checkpoint and starts again after a backoff (0.5 s
+doubling to 30 s, reset by the next committed batch), logging why. Another worker taking over the same
+transactional id stops this one (it is a zombie). SIGTERM/SIGINT set a stop flag: the batch in hand is
+finished and committed, the state is checkpointed, and the clients close.
 """
 
 from __future__ import annotations
@@ -16,21 +25,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kafka.structs import TopicPartition
+from kafka.errors import KafkaError
 
 from models.archive import ArchiveWriter
 from models.features import FEATURES_VERSION
 from models.registry import Registry, RegistryWatcher
 from models.schedule import request_retrain
-from stream.checkpoint import checkpoint_key, offsets_key, read_snapshot, snapshot_path, write_snapshot
-from stream.kafka_io import KafkaSink, KafkaSource, ensure_topics
+from stream.errors import DeliveryError
+from stream.kafka_io import KafkaSink, KafkaSource, ensure_topics, make_producer
 from stream.pipeline import PipelineStats, run_pipeline
 from stream.processor import Processor
+from stream.recovery import Offsets, Restored, restore_state, write_checkpoint
 from stream.replay import build_processor, writer_id
 from stream.settings import Settings
 from stream.sinks import ArchiveSink, Sink, TeeSink
+from stream.transactions import KafkaTransaction, WorkerFenced, default_instance_id
 
 log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
 
 
 @dataclass(slots=True)
@@ -38,30 +52,7 @@ class WorkerResult:
     stats: PipelineStats
     processor: Processor
     restored: bool
-
-
-def _restore(processor: Processor, source: KafkaSource, settings: Settings) -> bool:
-    path = snapshot_path(settings.state_dir, settings.kafka.group_id)
-    found = read_snapshot(path, _key(settings))
-    if found is None:
-        return False
-    offsets, state = found
-    partitions = []
-    for name in offsets:
-        topic, _, partition = name.rpartition(":")
-        partitions.append(TopicPartition(topic, int(partition)))
-    current = offsets_key(source.committed_offsets(partitions))
-    if {k: v for k, v in current.items() if k in offsets} != offsets:
-        log.warning("snapshot %s is stale (offsets %s, group now at %s); starting empty", path, offsets, current)
-        return False
-    processor.restore(state)
-    log.info("restored state from %s at offsets %s", path, offsets)
-    return True
-
-
-def _key(settings: Settings) -> bytes:
-    configured = settings.state_key.get_secret_value().encode() if settings.state_key is not None else None
-    return checkpoint_key(settings.state_dir, configured)
+    recoveries: int = 0  # times the worker rebuilt its state after a failed batch
 
 
 def _drift_alarms(processor: Processor) -> int:
@@ -72,57 +63,107 @@ def clock_ms() -> int:
     return int(time.time() * 1000)
 
 
-def run_worker(
-    settings: Settings,
-    stop: threading.Event,
-    on_batch: Callable[[PipelineStats], None] | None = None,
-    create_topics: bool = True,
-) -> WorkerResult:
-    """Consume until ``stop`` is set; returns the run's figures and the core (for tests and summaries)."""
-    if create_topics:
-        ensure_topics(settings.kafka)
-    models = settings.models
-    watcher = (
-        RegistryWatcher(Registry(models.registry), FEATURES_VERSION, int(models.registry_poll_s * 1000))
-        if models.registry is not None
-        else None
-    )
-    processor = build_processor(settings, watcher.poll(clock_ms()) if watcher is not None else None)
-    source = KafkaSource(settings.kafka)
-    sink: Sink = KafkaSink(settings.kafka)
-    if models.archive is not None:
-        writer = ArchiveWriter(models.archive, writer_id(settings, "worker"))
-        sink = TeeSink(ArchiveSink(writer), sink)
-    restored = _restore(processor, source, settings)
-    alarms = _drift_alarms(processor)
+def instance_id(settings: Settings) -> str:
+    return settings.kafka.instance_id or default_instance_id(str(settings.state_dir.resolve()))
 
-    def before_batch() -> None:
-        if watcher is None:
-            return
-        swapped = watcher.poll(clock_ms())
-        if swapped is not None:
-            processor.model_snapshot = swapped
 
-    def after_batch(stats: PipelineStats) -> None:
-        nonlocal alarms
-        now = _drift_alarms(processor)
-        if now > alarms and models.registry is not None:
-            request_retrain(models.registry, writer_id(settings, "worker"), "drift alarm", clock_ms())
-            log.warning("drift alarm: asked the registry's scheduler for an early retrain")
-        alarms = now
-        if on_batch is not None:
+def _transaction(settings: Settings) -> KafkaTransaction | None:
+    k = settings.kafka
+    if k.processing_guarantee != "exactly-once":
+        return None
+    tid = f"{k.group_id}-{instance_id(settings)}"
+    producer = make_producer(k, transactional_id=tid, transaction_timeout_ms=k.transaction_timeout_ms)
+    try:
+        return KafkaTransaction(producer)
+    except BaseException:
+        producer.close()
+        raise
+
+
+class _Attempt:
+    """One life of the worker's clients and core: restore, consume until stopped or a batch fails."""
+
+    def __init__(self, settings: Settings, watcher: RegistryWatcher | None) -> None:
+        self.settings = settings
+        self.watcher = watcher
+        self.stats = PipelineStats()
+        self.restored: Restored | None = None
+        self.processor: Processor | None = None
+        self.offsets: Offsets = {}  # what the core's state reflects, per partition
+        self.checkpointed_at = 0
+
+    def run(self, stop: threading.Event, on_batch: Callable[[PipelineStats], None]) -> None:
+        settings = self.settings
+        models = settings.models
+        # The transactional producer first: its init aborts what a killed predecessor left open, so the
+        # committed offsets read next are final.
+        transaction = _transaction(settings)
+        sink: Sink | None = None
+        source: KafkaSource | None = None
+        try:
+            kafka_sink = (
+                KafkaSink(settings.kafka, transaction=transaction) if transaction else KafkaSink(settings.kafka)
+            )
+            sink = kafka_sink
+            if models.archive is not None:
+                writer = ArchiveWriter(models.archive, writer_id(settings, "worker"))
+                sink = TeeSink(ArchiveSink(writer), kafka_sink)
+            member = instance_id(settings) if settings.kafka.static_membership else None
+            source = KafkaSource(settings.kafka, transaction=transaction, group_instance_id=member)
+            snapshot = self.watcher.poll(clock_ms()) if self.watcher is not None else None
+            self.processor, self.restored = restore_state(
+                lambda: build_processor(settings, snapshot), settings, source.start_offsets
+            )
+            if self.restored is not None:
+                self.offsets = dict(self.restored.offsets)
+                self.checkpointed_at = -self.restored.replayed  # replayed records count towards the next checkpoint
+            else:  # start from the group's offsets with empty state, and say so on disk before the first batch
+                self.offsets = source.start_offsets()
+                write_checkpoint(self.processor, self.offsets, settings)
+            self._consume(source, sink, stop, on_batch)
+        finally:
+            if sink is not None:
+                sink.close()
+            elif transaction is not None:
+                transaction.producer.close()
+            if source is not None:
+                source.close()
+
+    def _consume(
+        self, source: KafkaSource, sink: Sink, stop: threading.Event, on_batch: Callable[[PipelineStats], None]
+    ) -> None:
+        processor = self.processor
+        assert processor is not None
+        settings = self.settings
+        alarms = _drift_alarms(processor)
+
+        def before_batch() -> None:
+            if self.watcher is None:
+                return
+            swapped = self.watcher.poll(clock_ms())
+            if swapped is not None:
+                processor.model_snapshot = swapped
+
+        def after_batch(stats: PipelineStats) -> None:
+            nonlocal alarms
+            now = _drift_alarms(processor)
+            if now > alarms and settings.models.registry is not None:
+                request_retrain(settings.models.registry, writer_id(settings, "worker"), "drift alarm", clock_ms())
+                log.warning("drift alarm: asked the registry's scheduler for an early retrain")
+            alarms = now
+            if stats.records - self.checkpointed_at >= settings.checkpoint_every_records:
+                self._checkpoint(source, stats.records)
             on_batch(stats)
 
-    log.info(
-        "worker consuming %s as group %s (policy %s, seed %d)",
-        settings.kafka.clickstream_topic,
-        settings.kafka.group_id,
-        processor.policy.name,
-        settings.seed,
-    )
-    stats = PipelineStats()
-    try:
-        stats = run_pipeline(
+        log.info(
+            "worker consuming %s as group %s (policy %s, seed %d, %s)",
+            settings.kafka.clickstream_topic,
+            settings.kafka.group_id,
+            processor.policy.name,
+            settings.seed,
+            settings.kafka.processing_guarantee,
+        )
+        self.stats = run_pipeline(
             source,
             processor,
             sink,
@@ -131,14 +172,69 @@ def run_worker(
             on_batch=after_batch,
             before_batch=before_batch,
         )
-        if source.settle_commits():
-            offsets = offsets_key(source.committed_offsets())
-            path = snapshot_path(settings.state_dir, settings.kafka.group_id)
-            write_snapshot(path, offsets, processor.snapshot(), _key(settings))
-            log.info("stopped cleanly after %d records; state saved at offsets %s", stats.records, offsets)
-        else:  # the state is ahead of the group's offsets: a snapshot of it would double-count on restart
-            log.warning("stopped after %d records; offsets still uncommitted, so no state snapshot", stats.records)
-    finally:
-        sink.close()
-        source.close()
-    return WorkerResult(stats, processor, restored)
+        if self._checkpoint(source, self.stats.records):
+            log.info("stopped cleanly after %d records; state saved at offsets %s", self.stats.records, self.offsets)
+        else:  # the state is ahead of the group's offsets: a checkpoint of it would double-count on restart
+            log.warning("stopped after %d records; offsets still uncommitted, so no checkpoint", self.stats.records)
+
+    def _checkpoint(self, source: KafkaSource, records: int) -> bool:
+        """Checkpoint the core at the offsets just committed; False (nothing written) while commits are deferred."""
+        assert self.processor is not None
+        if not source.settle_commits():
+            return False
+        self.offsets.update(source.committed)
+        missing = [tp for tp in source.consumer.assignment() if tp not in self.offsets]
+        if missing:
+            self.offsets.update(source.committed_offsets(missing))
+        write_checkpoint(self.processor, self.offsets, self.settings)
+        self.checkpointed_at = records
+        return True
+
+
+def run_worker(
+    settings: Settings,
+    stop: threading.Event,
+    on_batch: Callable[[PipelineStats], None] | None = None,
+    create_topics: bool = True,
+) -> WorkerResult:
+    """Consume until ``stop`` is set, recovering from failed batches; returns the run's figures and the core."""
+    backoff = BACKOFF_FIRST_S
+    recoveries = 0
+    models = settings.models
+    watcher = (
+        RegistryWatcher(Registry(models.registry), FEATURES_VERSION, int(models.registry_poll_s * 1000))
+        if models.registry is not None
+        else None
+    )
+    while True:
+        attempt = _Attempt(settings, watcher)
+        committed_batches = 0
+
+        def counted(stats: PipelineStats) -> None:
+            nonlocal committed_batches, backoff
+            if stats.batches > committed_batches:
+                committed_batches = stats.batches
+                backoff = BACKOFF_FIRST_S  # a batch went through: the next failure starts the backoff afresh
+            if on_batch is not None:
+                on_batch(stats)
+
+        try:
+            if create_topics:
+                ensure_topics(settings.kafka)
+            attempt.run(stop, counted)
+        except WorkerFenced:
+            log.error("another worker took over transactional id of this one; stopping (this one is a zombie)")
+            raise
+        except (DeliveryError, KafkaError) as exc:
+            recoveries += 1
+            log.error(
+                "batch failed (%s); nothing of it was committed. Rebuilding state from the checkpoint in %.1f s",
+                exc,
+                backoff,
+            )
+            if stop.wait(backoff):
+                raise
+            backoff = min(backoff * 2.0, BACKOFF_MAX_S)
+            continue
+        assert attempt.processor is not None
+        return WorkerResult(attempt.stats, attempt.processor, attempt.restored is not None, recoveries)

@@ -1,8 +1,13 @@
-"""Helpers for the broker-backed tests: wait for a condition, ask whether a consumer group is done."""
+"""Helpers for the broker-backed tests: wait for a condition, ask whether a consumer group is done, run a
+worker as a process of its own."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
@@ -18,6 +23,46 @@ def wait_for(predicate, timeout: float = 60.0, every: float = 0.2, what: str = "
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_worker(settings: Settings, state_dir: Path, log_path: Path, **env: str) -> subprocess.Popen:
+    """``offerstream run`` against the settings' broker, topics and group, in a process of its own."""
+    k = settings.kafka
+    environ = dict(
+        os.environ,
+        OFFERSTREAM_SEED=str(settings.seed),
+        OFFERSTREAM_KAFKA__BOOTSTRAP_SERVERS=k.bootstrap_servers or "",
+        OFFERSTREAM_KAFKA__CLICKSTREAM_TOPIC=k.clickstream_topic,
+        OFFERSTREAM_KAFKA__DECISIONS_TOPIC=k.decisions_topic,
+        OFFERSTREAM_KAFKA__REWARDS_TOPIC=k.rewards_topic,
+        OFFERSTREAM_KAFKA__DEAD_LETTER_TOPIC=k.dead_letter_topic,
+        OFFERSTREAM_KAFKA__GROUP_ID=k.group_id,
+        OFFERSTREAM_KAFKA__PARTITIONS=str(k.partitions),
+        OFFERSTREAM_STATE_DIR=str(state_dir),
+        **env,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "stream", "run"],
+        env=environ,
+        cwd=REPO,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def committed_total(settings: Settings) -> int:
+    """The group's committed offsets on the clickstream topic, summed over partitions (0 when unknown)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    try:
+        offsets = admin.list_group_offsets(settings.kafka.group_id).get(settings.kafka.group_id, {})
+    except KafkaError:  # the group coordinator is still loading
+        return 0
+    finally:
+        admin.close()
+    return sum(o.offset for tp, o in offsets.items() if tp.topic == settings.kafka.clickstream_topic)
 
 
 def group_done(settings: Settings, expected_total: int) -> bool:

@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import orjson
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
-from kafka_helpers import group_done, wait_for
+from kafka_helpers import group_done, start_worker, wait_for
 
 from stream.recording import iter_topic, produce_values
 from stream.replay import replay_files
 from stream.simulator import simulate_to_file
 from stream.sources import read_file
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _start_worker(settings, state_dir: Path, log_path: Path) -> subprocess.Popen:
-    k = settings.kafka
-    env = dict(
-        os.environ,
-        OFFERSTREAM_SEED=str(settings.seed),
-        OFFERSTREAM_KAFKA__BOOTSTRAP_SERVERS=k.bootstrap_servers,
-        OFFERSTREAM_KAFKA__CLICKSTREAM_TOPIC=k.clickstream_topic,
-        OFFERSTREAM_KAFKA__DECISIONS_TOPIC=k.decisions_topic,
-        OFFERSTREAM_KAFKA__REWARDS_TOPIC=k.rewards_topic,
-        OFFERSTREAM_KAFKA__DEAD_LETTER_TOPIC=k.dead_letter_topic,
-        OFFERSTREAM_KAFKA__GROUP_ID=k.group_id,
-        OFFERSTREAM_KAFKA__MAX_POLL_RECORDS="25",  # small batches: the stop lands mid-stream
-        OFFERSTREAM_STATE_DIR=str(state_dir),
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "stream", "run"],
-        env=env,
-        cwd=REPO,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+SMALL_BATCHES = {"OFFERSTREAM_KAFKA__MAX_POLL_RECORDS": "25"}  # the stop lands mid-stream
 
 
 def _produced(settings, topic: str) -> int:
@@ -64,7 +37,7 @@ def test_sigterm_mid_stream_then_restart_loses_nothing(tmp_path, kafka_settings)
     produce_values(kafka_settings.kafka, kafka_settings.kafka.clickstream_topic, values)
 
     state_dir = tmp_path / "state"
-    first = _start_worker(kafka_settings, state_dir, tmp_path / "w1.log")
+    first = start_worker(kafka_settings, state_dir, tmp_path / "w1.log", **SMALL_BATCHES)
     try:
         decisions_topic = kafka_settings.kafka.decisions_topic
         wait_for(lambda: _produced(kafka_settings, decisions_topic) > 0, timeout=90, every=0.02, what="a decision")
@@ -77,7 +50,7 @@ def test_sigterm_mid_stream_then_restart_loses_nothing(tmp_path, kafka_settings)
     assert "stopped cleanly" in log1, log1[-3000:]
 
     assert not group_done(kafka_settings, len(values)), "the first worker finished before the stop"
-    second = _start_worker(kafka_settings, state_dir, tmp_path / "w2.log")
+    second = start_worker(kafka_settings, state_dir, tmp_path / "w2.log", **SMALL_BATCHES)
     try:
         wait_for(lambda: group_done(kafka_settings, len(values)), timeout=120, what="all events consumed")
         second.send_signal(signal.SIGTERM)

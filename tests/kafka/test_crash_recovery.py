@@ -1,0 +1,134 @@
+"""Exactly-once under crashes: a worker SIGKILLed at 20 random moments ends where an uninterrupted one does.
+
+One recording (≥ 50,000 events, a few malformed ones mixed in) is produced once to a one-partition topic and
+consumed twice with the same seed, by two consumer groups writing to topics of their own: once without
+interruption, once by a worker killed with SIGKILL at 20 random points of its progress (mid-batch, mid-
+transaction, mid-checkpoint, mid-recovery: wherever the kill lands) and restarted each time. Read with
+``read_committed``, the two runs' decisions, rewards and dead letters must be the same messages in the same
+order, and the final checkpoints (learners, bandit posterior, per-user state, open decisions, counters) equal.
+One partition makes the order of processing, hence the learned state, a function of the input alone.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+import uuid
+
+import orjson
+import pytest
+from kafka_helpers import committed_total, group_done, start_worker, wait_for
+
+from stream.checkpoint import read_snapshot, snapshot_path
+from stream.kafka_io import ensure_topics
+from stream.recording import iter_topic, produce_values
+from stream.recovery import state_key
+from stream.settings import Settings
+from stream.simulator import simulate_to_file
+from stream.sources import read_file
+
+pytestmark = pytest.mark.slow
+
+KILLS = 20
+WORKER_ENV = {
+    "OFFERSTREAM_CHECKPOINT_EVERY_RECORDS": "4000",
+    "OFFERSTREAM_KAFKA__MAX_POLL_RECORDS": "200",
+}
+
+
+def _run_settings(base: Settings, tag: str, state_dir) -> Settings:
+    k = base.kafka
+    kafka = k.model_copy(
+        update={
+            "decisions_topic": f"{k.decisions_topic}.{tag}",
+            "rewards_topic": f"{k.rewards_topic}.{tag}",
+            "dead_letter_topic": f"{k.dead_letter_topic}.{tag}",
+            "group_id": f"{k.group_id}.{tag}",
+            "partitions": 1,
+        }
+    )
+    settings = base.model_copy(update={"kafka": kafka, "state_dir": state_dir})
+    ensure_topics(settings.kafka)
+    return settings
+
+
+def _outputs(settings: Settings) -> dict[str, list[bytes]]:
+    k = settings.kafka
+    topics = {"decisions": k.decisions_topic, "rewards": k.rewards_topic, "dead letters": k.dead_letter_topic}
+    return {kind: [m.value for m in iter_topic(k, topic, 3)] for kind, topic in topics.items()}
+
+
+def _final_state(settings: Settings) -> dict:
+    found = read_snapshot(snapshot_path(settings.state_dir, settings.kafka.group_id), state_key(settings))
+    assert found is not None, "no final checkpoint"
+    return found[1]
+
+
+def _stop(worker, log_path) -> None:
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=90) == 0, log_path.read_text()[-3000:]
+
+
+def test_sigkill_at_20_random_points_changes_nothing(tmp_path, kafka_settings):
+    events = tmp_path / "events.jsonl"
+    simulate_to_file("stationary", days=3, users=6000, seed=5, out=events)
+    values = [r.value for r in read_file(events)]
+    for i in range(0, len(values), 997):  # malformed input too: dead letters must be exactly-once as well
+        values.insert(i, b'{"event_type": "add_to_cart", "ts": "yesterday"' if i % 2 else b"\xff\xfe not json")
+    assert len(values) >= 50_000
+    base = kafka_settings.model_copy(
+        update={
+            "kafka": kafka_settings.kafka.model_copy(
+                update={"clickstream_topic": f"c{uuid.uuid4().hex[:8]}", "partitions": 1}
+            )
+        }
+    )
+    ensure_topics(base.kafka)
+    produce_values(base.kafka, base.kafka.clickstream_topic, values)
+
+    calm = _run_settings(base, "calm", tmp_path / "calm")
+    log_calm = tmp_path / "calm.log"
+    worker = start_worker(calm, calm.state_dir, log_calm, **WORKER_ENV)
+    try:
+        wait_for(lambda: group_done(calm, len(values)), timeout=300, what="the uninterrupted run")
+        _stop(worker, log_calm)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    crashy = _run_settings(base, "crashy", tmp_path / "crashy")
+    log_crashy = tmp_path / "crashy.log"
+    rng = random.Random(20)
+    targets = sorted(rng.sample(range(1, len(values) - 1000), KILLS))
+    kills = []
+    for target in targets:
+        worker = start_worker(crashy, crashy.state_dir, log_crashy, **WORKER_ENV)
+        try:
+            wait_for(lambda t=target: committed_total(crashy) >= t, timeout=300, every=0.02, what=f"offset {target}")
+            time.sleep(rng.uniform(0.0, 0.4))  # land anywhere in the batch cycle, not just after a commit
+            kills.append(committed_total(crashy))
+        finally:
+            worker.kill()
+            worker.wait(timeout=30)
+    assert not group_done(crashy, len(values)), "the crashy run finished before its last kill"
+    worker = start_worker(crashy, crashy.state_dir, log_crashy, **WORKER_ENV)
+    try:
+        wait_for(lambda: group_done(crashy, len(values)), timeout=300, what="the crashy run's end")
+        _stop(worker, log_crashy)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    log = log_crashy.read_text()
+    assert log.count("restored state") >= KILLS // 2, log[-3000:]  # most restarts found a checkpoint to resume
+
+    calm_out, crashy_out = _outputs(calm), _outputs(crashy)
+    for kind, want in calm_out.items():
+        got = crashy_out[kind]
+        assert len(got) == len(want), f"{kind}: {len(got)} messages after {KILLS} kills, {len(want)} without"
+        assert got == want, f"{kind}: messages differ"
+    decisions = [orjson.loads(v) for v in crashy_out["decisions"]]
+    assert len(decisions) > 500 and len({d["decision_id"] for d in decisions}) == len(decisions)
+    assert len(crashy_out["rewards"]) > 500 and len(crashy_out["dead letters"]) >= 60
+    assert _final_state(crashy) == _final_state(calm)
+    print(f"killed at committed offsets {kills}")
