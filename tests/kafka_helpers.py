@@ -4,6 +4,7 @@ worker as a process of its own."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from stream.kafka_io import ensure_topics
 from stream.settings import Settings
 
 
@@ -26,6 +28,13 @@ def wait_for(predicate, timeout: float = 60.0, every: float = 0.2, what: str = "
 
 
 REPO = Path(__file__).resolve().parents[1]
+BROKER_SCRIPT = REPO / "docker" / "kafka" / "kafka.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def start_worker(settings: Settings, state_dir: Path, log_path: Path, **env: str) -> subprocess.Popen:
@@ -76,3 +85,23 @@ def group_done(settings: Settings, expected_total: int) -> bool:
         admin.close()
     committed = sum(o.offset for tp, o in offsets.items() if tp.topic == settings.kafka.clickstream_topic)
     return committed >= expected_total
+
+
+def one_partition_copy(base: Settings, tag: str, **update: object) -> Settings:
+    """The settings with their own one-partition output topics and group (suffix ``tag``), created; the
+    clickstream topic too unless ``share_input``. One partition makes the processing order the input's order."""
+    share_input = bool(update.pop("share_input", False))
+    k = base.kafka
+    kafka = k.model_copy(
+        update={
+            "clickstream_topic": k.clickstream_topic if share_input else f"{k.clickstream_topic}.{tag}",
+            "decisions_topic": f"{k.decisions_topic}.{tag}",
+            "rewards_topic": f"{k.rewards_topic}.{tag}",
+            "dead_letter_topic": f"{k.dead_letter_topic}.{tag}",
+            "group_id": f"{k.group_id}.{tag}",
+            "partitions": 1,
+        }
+    )
+    settings = base.model_copy(update={"kafka": kafka, **update})
+    ensure_topics(settings.kafka)
+    return settings

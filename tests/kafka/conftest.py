@@ -8,30 +8,23 @@ it at the end. Under CI (``CI=true``) a broker that cannot be had is an error, n
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
+from kafka_helpers import BROKER_SCRIPT, free_port
 
 from stream.kafka_io import ensure_topics
 from stream.settings import Settings, load_settings
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "docker" / "kafka" / "kafka.sh"
+SCRIPT = BROKER_SCRIPT
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if Path(str(item.fspath)).parent == Path(__file__).parent:
             item.add_marker(pytest.mark.kafka)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _unavailable(why: str):
@@ -47,12 +40,12 @@ def bootstrap(tmp_path_factory) -> str:
         yield given
         return
     data_dir = tmp_path_factory.mktemp("kafka")
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ,
         KAFKA_DATA_DIR=str(data_dir),
         KAFKA_PORT=str(port),
-        KAFKA_CONTROLLER_PORT=str(_free_port()),
+        KAFKA_CONTROLLER_PORT=str(free_port()),
     )
     started = subprocess.run(["bash", str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=600)
     if started.returncode != 0:

@@ -14,14 +14,12 @@ from __future__ import annotations
 import random
 import signal
 import time
-import uuid
 
 import orjson
 import pytest
-from kafka_helpers import committed_total, group_done, start_worker, wait_for
+from kafka_helpers import committed_total, group_done, one_partition_copy, start_worker, wait_for
 
 from stream.checkpoint import read_snapshot, snapshot_path
-from stream.kafka_io import ensure_topics
 from stream.recording import iter_topic, produce_values
 from stream.recovery import state_key
 from stream.settings import Settings
@@ -35,22 +33,6 @@ WORKER_ENV = {
     "OFFERSTREAM_CHECKPOINT_EVERY_RECORDS": "4000",
     "OFFERSTREAM_KAFKA__MAX_POLL_RECORDS": "200",
 }
-
-
-def _run_settings(base: Settings, tag: str, state_dir) -> Settings:
-    k = base.kafka
-    kafka = k.model_copy(
-        update={
-            "decisions_topic": f"{k.decisions_topic}.{tag}",
-            "rewards_topic": f"{k.rewards_topic}.{tag}",
-            "dead_letter_topic": f"{k.dead_letter_topic}.{tag}",
-            "group_id": f"{k.group_id}.{tag}",
-            "partitions": 1,
-        }
-    )
-    settings = base.model_copy(update={"kafka": kafka, "state_dir": state_dir})
-    ensure_topics(settings.kafka)
-    return settings
 
 
 def _outputs(settings: Settings) -> dict[str, list[bytes]]:
@@ -77,17 +59,10 @@ def test_sigkill_at_20_random_points_changes_nothing(tmp_path, kafka_settings):
     for i in range(0, len(values), 997):  # malformed input too: dead letters must be exactly-once as well
         values.insert(i, b'{"event_type": "add_to_cart", "ts": "yesterday"' if i % 2 else b"\xff\xfe not json")
     assert len(values) >= 50_000
-    base = kafka_settings.model_copy(
-        update={
-            "kafka": kafka_settings.kafka.model_copy(
-                update={"clickstream_topic": f"c{uuid.uuid4().hex[:8]}", "partitions": 1}
-            )
-        }
-    )
-    ensure_topics(base.kafka)
+    base = one_partition_copy(kafka_settings, "input")
     produce_values(base.kafka, base.kafka.clickstream_topic, values)
 
-    calm = _run_settings(base, "calm", tmp_path / "calm")
+    calm = one_partition_copy(base, "calm", share_input=True, state_dir=tmp_path / "calm")
     log_calm = tmp_path / "calm.log"
     worker = start_worker(calm, calm.state_dir, log_calm, **WORKER_ENV)
     try:
@@ -97,7 +72,7 @@ def test_sigkill_at_20_random_points_changes_nothing(tmp_path, kafka_settings):
         if worker.poll() is None:
             worker.kill()
 
-    crashy = _run_settings(base, "crashy", tmp_path / "crashy")
+    crashy = one_partition_copy(base, "crashy", share_input=True, state_dir=tmp_path / "crashy")
     log_crashy = tmp_path / "crashy.log"
     rng = random.Random(20)
     targets = sorted(rng.sample(range(1, len(values) - 1000), KILLS))
