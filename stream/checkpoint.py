@@ -60,11 +60,15 @@ def write_snapshot(path: Path, offsets: dict[str, int | None], state: dict[str, 
     body = orjson.dumps({"offsets": offsets, "state": state})
     signature = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(_MAGIC + signature + b"\n" + body)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(_MAGIC + signature + b"\n" + body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:  # disk full, quota, I/O error: the previous checkpoint stays as it was
+        tmp.unlink(missing_ok=True)
+        raise
     fd = os.open(path.parent, os.O_RDONLY)  # the rename itself survives a power loss only once its folder is synced
     try:
         os.fsync(fd)

@@ -119,7 +119,7 @@ class _Attempt:
                 self.checkpointed_at = -self.restored.replayed  # replayed records count towards the next checkpoint
             else:  # start from the group's offsets with empty state, and say so on disk before the first batch
                 self.offsets = source.start_offsets()
-                write_checkpoint(self.processor, self.offsets, settings)
+                self._checkpoint(source, 0)
             self._consume(source, sink, stop, on_batch)
         finally:
             if sink is not None:
@@ -186,7 +186,15 @@ class _Attempt:
         missing = [tp for tp in source.consumer.assignment() if tp not in self.offsets]
         if missing:
             self.offsets.update(source.committed_offsets(missing))
-        write_checkpoint(self.processor, self.offsets, self.settings)
+        try:
+            write_checkpoint(self.processor, self.offsets, self.settings)
+        except OSError as exc:  # e.g. the disk is full: processing goes on, a restart replays a longer gap
+            log.error(
+                "checkpoint at offsets %s failed (%s); the previous checkpoint stays valid, next try in %d records",
+                self.offsets,
+                exc,
+                self.settings.checkpoint_every_records,
+            )
         self.checkpointed_at = records
         return True
 

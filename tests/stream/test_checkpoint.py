@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import logging
@@ -32,6 +33,40 @@ def test_write_then_read_round_trips(path):
     write_snapshot(path, OFFSETS, STATE, KEY)
     assert read_snapshot(path, KEY) == (OFFSETS, STATE)
     assert not path.with_suffix(".tmp").exists()
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_intact_and_no_partial_file(path, monkeypatch):
+    write_snapshot(path, OFFSETS, STATE, KEY)
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("stream.checkpoint.os.fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_snapshot(path, {"t.clickstream:0": 99}, {"newer": True}, KEY)
+    assert read_snapshot(path, KEY) == (OFFSETS, STATE)
+    assert not path.with_suffix(".tmp").exists()
+
+
+def test_a_worker_whose_checkpoint_fails_logs_it_and_goes_on(tmp_path, monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from stream.settings import load_settings
+    from stream.worker import _Attempt
+
+    settings = load_settings(env={}, overrides={"state_dir": str(tmp_path / "state")})
+    attempt = _Attempt(settings, None)
+    attempt.processor = processor()
+    source = SimpleNamespace(
+        settle_commits=lambda: True, committed={}, consumer=SimpleNamespace(assignment=lambda: set())
+    )
+    monkeypatch.setattr(
+        "stream.worker.write_checkpoint", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "disk full"))
+    )
+    with caplog.at_level(logging.ERROR):
+        assert attempt._checkpoint(source, 5000)
+    assert "checkpoint at offsets" in caplog.text and "disk full" in caplog.text
+    assert attempt.checkpointed_at == 5000  # the next try waits for the next interval, not the next batch
 
 
 def test_a_missing_file_is_none_without_noise(path, caplog):
