@@ -292,6 +292,8 @@ def demo(ctx: click.Context, rate: float, users: int, duration: float | None, **
     # Its own session: a terminal's Ctrl-C reaches only us, and we stop the worker in order.
     worker = subprocess.Popen(cmd, env=env, start_new_session=True)
     click.echo(f"worker pid {worker.pid}; sending simulated traffic at {rate:g} events/s (Ctrl-C to stop)")
+    if settings.metrics_port:
+        click.echo(f"worker metrics: curl localhost:{settings.metrics_port}/metrics (health: /healthz)")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

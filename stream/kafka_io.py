@@ -155,6 +155,7 @@ class KafkaSource:
         # the next offset per partition whose effects this worker holds (state updated, outputs acknowledged),
         # whether or not the group's commit of it went through
         self._processed: dict[TopicPartition, int] = {}
+        self._read: dict[TopicPartition, int] = {}  # the next offset after the last record handed out
 
     def _await_topic(self, topic: str, wait_s: float) -> None:
         """Wait until the topic's partitions are in the client's metadata before joining the group.
@@ -180,6 +181,9 @@ class KafkaSource:
             done = self._processed.get(tp)
             if done is not None:
                 polled[tp] = [m for m in polled[tp] if m.offset >= done]
+        for tp, messages in polled.items():
+            if messages:
+                self._read[tp] = messages[-1].offset + 1
         return polled_records(polled)
 
     def commit(self, batch: Sequence[SourceRecord]) -> None:
@@ -259,12 +263,14 @@ class KafkaSource:
         return {tp: first[tp] if off is None else off for tp, off in committed.items()}
 
     def lag(self) -> int:
-        """Messages behind the end of the assigned partitions (0 when nothing is assigned yet)."""
-        assigned = list(self.consumer.assignment())
-        if not assigned:
-            return 0
-        ends = self.consumer.end_offsets(assigned)
-        return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in assigned)
+        """Messages behind the newest the broker reported (fetch responses' highwater marks) on the assigned
+        partitions this worker has read from; no request is made and the consumer's positions are not touched."""
+        lag = 0
+        for tp in self.consumer.assignment():
+            highwater, done = self.consumer.highwater(tp), self._read.get(tp)
+            if highwater is not None and done is not None:
+                lag += max(0, highwater - done)
+        return lag
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

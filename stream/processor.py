@@ -343,9 +343,7 @@ class Processor:
         if offer.is_offer:
             self.offer_history.setdefault(event.user_id, [0, 0])[0] += 1
         self.counters[f"decisions.{choice.offer}"] += 1
-        versions: dict[str, str | None] = {"policy": version, "features": FEATURES_VERSION}
-        versions.update((name, learner.version) for name, learner in self.learners.items())
-        versions["snapshot"] = self.model_snapshot.version if self.model_snapshot is not None else None
+        versions = self.model_versions() | {"policy": version}  # the policy as it was when it chose
         body: dict[str, Any] = {
             "decision_id": decision_id,
             "event_id": event.event_id,
@@ -400,6 +398,13 @@ class Processor:
             "ts_ms": r.resolved_ms,
         }
         return Output(OutputKind.REWARD, d.user_id.encode(), body)
+
+    def model_versions(self) -> dict[str, str | None]:
+        """What scores now: the policy, the feature definition, each online learner, the nightly snapshot."""
+        versions: dict[str, str | None] = {"policy": self.policy.version, "features": FEATURES_VERSION}
+        versions.update((name, learner.version) for name, learner in self.learners.items())
+        versions["snapshot"] = self.model_snapshot.version if self.model_snapshot is not None else None
+        return versions
 
     # -- state ---------------------------------------------------------------------------------------
     @property

@@ -295,6 +295,11 @@ class Settings(BaseSettings):
     checkpoint_every_records: int = Field(
         20_000, ge=1, description="records between checkpoints of the worker's state (a restart replays fewer)"
     )
+    metrics_port: int | None = Field(
+        9464, ge=0, le=65535, description="the worker's /metrics and /healthz port (0: any free port; unset: off)"
+    )
+    metrics_host: str = Field("0.0.0.0", description="address the metrics endpoint listens on")
+    health_stall_s: float = Field(60.0, gt=0, description="/healthz fails when the worker's loop stalls this long")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

@@ -65,6 +65,7 @@ class _OutputReader(threading.Thread):
             group_id=None,
             auto_offset_reset="latest",
             enable_auto_commit=False,
+            isolation_level="read_committed",  # decisions of aborted transactions are made again
         )
 
     def run(self) -> None:

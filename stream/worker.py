@@ -33,6 +33,7 @@ from models.registry import Registry, RegistryWatcher
 from models.schedule import request_retrain
 from stream.errors import DeliveryError
 from stream.kafka_io import KafkaSink, KafkaSource, ensure_topics, make_producer
+from stream.metrics import Health, WorkerMetrics, start_metrics_server
 from stream.pipeline import PipelineStats, run_pipeline
 from stream.processor import Processor
 from stream.recovery import Offsets, Restored, restore_state, write_checkpoint
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
+LAG_EVERY_S = 5.0  # consumer lag costs a round trip to the broker
 
 
 @dataclass(slots=True)
@@ -83,9 +85,17 @@ def _transaction(settings: Settings) -> KafkaTransaction | None:
 class _Attempt:
     """One life of the worker's clients and core: restore, consume until stopped or a batch fails."""
 
-    def __init__(self, settings: Settings, watcher: RegistryWatcher | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        watcher: RegistryWatcher | None,
+        metrics: WorkerMetrics | None = None,
+        health: Health | None = None,
+    ) -> None:
         self.settings = settings
         self.watcher = watcher
+        self.metrics = metrics or WorkerMetrics()
+        self.health = health or Health(settings.health_stall_s)
         self.stats = PipelineStats()
         self.restored: Restored | None = None
         self.processor: Processor | None = None
@@ -101,9 +111,7 @@ class _Attempt:
         sink: Sink | None = None
         source: KafkaSource | None = None
         try:
-            kafka_sink = (
-                KafkaSink(settings.kafka, transaction=transaction) if transaction else KafkaSink(settings.kafka)
-            )
+            kafka_sink = KafkaSink(settings.kafka, transaction=transaction)
             sink = kafka_sink
             if models.archive is not None:
                 writer = ArchiveWriter(models.archive, writer_id(settings, "worker"))
@@ -111,6 +119,7 @@ class _Attempt:
             member = instance_id(settings) if settings.kafka.static_membership else None
             source = KafkaSource(settings.kafka, transaction=transaction, group_instance_id=member)
             snapshot = self.watcher.poll(clock_ms()) if self.watcher is not None else None
+            self.health.tick("restoring")
             self.processor, self.restored = restore_state(
                 lambda: build_processor(settings, snapshot), settings, source.start_offsets
             )
@@ -120,6 +129,7 @@ class _Attempt:
             else:  # start from the group's offsets with empty state, and say so on disk before the first batch
                 self.offsets = source.start_offsets()
                 self._checkpoint(source, 0)
+            self.metrics.attach(self.processor.counters)
             self._consume(source, sink, stop, on_batch)
         finally:
             if sink is not None:
@@ -136,8 +146,14 @@ class _Attempt:
         assert processor is not None
         settings = self.settings
         alarms = _drift_alarms(processor)
+        metrics = self.metrics
+        batch_started: float | None = None
+        records_before = 0
+        lag_at = 0.0
 
         def before_batch() -> None:
+            nonlocal batch_started
+            batch_started = time.perf_counter()
             if self.watcher is None:
                 return
             swapped = self.watcher.poll(clock_ms())
@@ -145,7 +161,17 @@ class _Attempt:
                 processor.model_snapshot = swapped
 
         def after_batch(stats: PipelineStats) -> None:
-            nonlocal alarms
+            nonlocal alarms, batch_started, records_before, lag_at
+            self.health.tick("consuming", records=stats.records)
+            if batch_started is not None:  # a batch went through (poll to commit)
+                metrics.batch_seconds.observe(time.perf_counter() - batch_started)
+                metrics.batch_records.observe(stats.records - records_before)
+                metrics.last_batch.set(time.time())
+                batch_started, records_before = None, stats.records
+                self._observe(processor, source)
+            if time.monotonic() - lag_at >= LAG_EVERY_S:
+                lag_at = time.monotonic()
+                metrics.lag.set(source.lag())
             now = _drift_alarms(processor)
             if now > alarms and settings.models.registry is not None:
                 request_retrain(settings.models.registry, writer_id(settings, "worker"), "drift alarm", clock_ms())
@@ -177,6 +203,17 @@ class _Attempt:
         else:  # the state is ahead of the group's offsets: a checkpoint of it would double-count on restart
             log.warning("stopped after %d records; offsets still uncommitted, so no checkpoint", self.stats.records)
 
+    def _observe(self, processor: Processor, source: KafkaSource) -> None:
+        m = self.metrics
+        m.observe_counters(processor.counters)
+        m.users.set(processor.store.user_count)
+        m.open_decisions.set(processor.open_decisions)
+        versions = {k: v for k, v in processor.model_versions().items() if v is not None}
+        created = getattr(processor.model_snapshot, "metadata", {}).get("created_ms")
+        m.observe_models(versions, created if isinstance(created, int) else None, clock_ms())
+        if source.transaction is not None:
+            m.observe_transactions(source.transaction.committed, source.transaction.aborted)
+
     def _checkpoint(self, source: KafkaSource, records: int) -> bool:
         """Checkpoint the core at the offsets just committed; False (nothing written) while commits are deferred."""
         assert self.processor is not None
@@ -188,7 +225,11 @@ class _Attempt:
             self.offsets.update(source.committed_offsets(missing))
         try:
             write_checkpoint(self.processor, self.offsets, self.settings)
-        except OSError as exc:  # e.g. the disk is full: processing goes on, a restart replays a longer gap
+            self.metrics.checkpoints.labels("written").inc()
+        except OSError as exc:
+            self.metrics.checkpoints.labels(
+                "failed"
+            ).inc()  # e.g. the disk is full: processing goes on, a restart replays a longer gap
             log.error(
                 "checkpoint at offsets %s failed (%s); the previous checkpoint stays valid, next try in %d records",
                 self.offsets,
@@ -205,17 +246,38 @@ def run_worker(
     on_batch: Callable[[PipelineStats], None] | None = None,
     create_topics: bool = True,
 ) -> WorkerResult:
-    """Consume until ``stop`` is set, recovering from failed batches; returns the run's figures and the core."""
-    backoff = BACKOFF_FIRST_S
-    recoveries = 0
+    """Consume until ``stop`` is set, recovering from failed batches; returns the run's figures and the core.
+    Serves ``/metrics`` and ``/healthz`` meanwhile (``metrics_port``)."""
     models = settings.models
     watcher = (
         RegistryWatcher(Registry(models.registry), FEATURES_VERSION, int(models.registry_poll_s * 1000))
         if models.registry is not None
         else None
     )
+    metrics = WorkerMetrics()
+    health = Health(settings.health_stall_s)
+    server = start_metrics_server(metrics, health, settings.metrics_host, settings.metrics_port)
+    try:
+        return _run_attempts(settings, stop, on_batch, create_topics, watcher, metrics, health)
+    finally:
+        health.tick("stopped")
+        if server is not None:
+            server.close()
+
+
+def _run_attempts(
+    settings: Settings,
+    stop: threading.Event,
+    on_batch: Callable[[PipelineStats], None] | None,
+    create_topics: bool,
+    watcher: RegistryWatcher | None,
+    metrics: WorkerMetrics,
+    health: Health,
+) -> WorkerResult:
+    backoff = BACKOFF_FIRST_S
+    recoveries = 0
     while True:
-        attempt = _Attempt(settings, watcher)
+        attempt = _Attempt(settings, watcher, metrics, health)
         committed_batches = 0
 
         def counted(stats: PipelineStats) -> None:
@@ -235,6 +297,8 @@ def run_worker(
             raise
         except (DeliveryError, KafkaError) as exc:
             recoveries += 1
+            metrics.recoveries.inc()
+            health.tick("recovering", last_error=str(exc)[:300])
             log.error(
                 "batch failed (%s); nothing of it was committed. Rebuilding state from the checkpoint in %.1f s",
                 exc,

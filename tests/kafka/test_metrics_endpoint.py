@@ -1,0 +1,70 @@
+"""`/metrics` and `/healthz` of a worker consuming from a real broker say what the topics hold."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+
+from kafka_helpers import free_port, group_done, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.recording import iter_topic, produce_values
+from stream.simulator import simulate_to_file
+from stream.sources import read_file
+from stream.worker import run_worker
+
+
+def _scrape(port: int) -> dict[str, list]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+def test_metrics_and_health_during_a_run(tmp_path, kafka_settings):
+    port = free_port()
+    settings = kafka_settings.model_copy(update={"metrics_port": port, "state_dir": tmp_path / "state"})
+    events = tmp_path / "events.jsonl"
+    simulate_to_file("stationary", days=1, users=800, seed=4, out=events)
+    values = [r.value for r in read_file(events)] + [b"not json", b"{}", b'{"event_type": 3}']
+    produce_values(settings.kafka, settings.kafka.clickstream_topic, values)
+
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, args=(settings, stop), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: group_done(settings, len(values)), timeout=120, what="all events consumed")
+        wait_for(lambda: _scrape(port)["offerstream_consumer_lag"][0].value == 0, timeout=30, what="lag 0")
+        got = _scrape(port)
+        health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert health.status == 200 and json.loads(health.read())["state"] == "consuming"
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+
+    def total(name: str, **labels: str) -> float:
+        return sum(
+            s.value
+            for s in got[name]
+            if s.name == f"{name}_total" and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
+    decisions = [m.value for m in iter_topic(settings.kafka, settings.kafka.decisions_topic, 2)]
+    dead = [m for m in iter_topic(settings.kafka, settings.kafka.dead_letter_topic, 2)]
+    assert total("offerstream_records") == len(values)
+    assert total("offerstream_decisions") == len(decisions) > 10
+    assert {s.labels["offer"] for s in got["offerstream_decisions"] if s.name.endswith("_total")} <= {
+        "none",
+        "discount_5",
+        "discount_10",
+        "discount_15",
+        "free_shipping",
+    }
+    assert total("offerstream_dead_letters") == len(dead) == 3
+    assert total("offerstream_dead_letters", reason="invalid_json") == 1
+    assert total("offerstream_transactions", outcome="committed") > 0
+    batches = [s for s in got["offerstream_batch_duration_seconds"] if s.name.endswith("_count")]
+    assert batches and batches[0].value > 0
+    models = {s.labels["model"] for s in got["offerstream_model_info"]}
+    assert {"policy", "intent", "features"} <= models
+    assert got["offerstream_users_tracked"][0].value > 100

@@ -1,0 +1,36 @@
+"""The compose stack's Grafana dashboard and Prometheus config ask for what the worker exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from stream.metrics import WorkerMetrics
+from stream.settings import Settings
+
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+
+
+def _exported() -> set[str]:
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    names = set()
+    for family in WorkerMetrics().registry.collect():  # labelled families have no samples until used
+        names.update(family.name + suffix for suffix in suffixes[family.type])
+    return names
+
+
+def test_every_dashboard_query_names_an_exported_metric():
+    dashboard = json.loads((DOCKER / "grafana" / "dashboards" / "offerstream.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for e in exprs for name in re.findall(r"\boffer[a-z_]*", e) if name.startswith("offerstream_")}
+    assert len(used) >= 12
+    assert used <= _exported(), sorted(used - _exported())
+
+
+def test_prometheus_scrapes_the_worker_on_its_default_metrics_port():
+    config = (DOCKER / "prometheus" / "prometheus.yml").read_text()
+    assert f'"worker:{Settings().metrics_port}"' in config
+    compose = (DOCKER / "compose.yaml").read_text()
+    assert "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml" in compose
+    assert "./grafana/dashboards:/var/lib/grafana/dashboards" in compose
