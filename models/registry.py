@@ -325,6 +325,16 @@ class RegistryWatcher:
             self._refused = version
             log.error("%s; keeping %s", exc, held or "no snapshot")
             return None
+        except OSError as exc:  # the registry's storage is unreachable: not the snapshot's fault, try again later
+            log.warning(
+                "cannot read snapshot %s from %s (%s); keeping %s, retrying in %.0f s",
+                version,
+                self.registry.root,
+                exc,
+                held or "no snapshot",
+                self.poll_interval_ms / 1000,
+            )
+            return None
         self._refused = None
         self._current = snapshot
         log.info("model snapshot %s loaded (was %s)", version, held or "none")

@@ -532,6 +532,23 @@ def test_watcher_refuses_other_features_and_a_missing_current(
     assert good.poll(T0_MS + 1) is None and good.current is not None, "a vanished CURRENT keeps the snapshot"
 
 
+def test_watcher_waits_out_an_unreachable_registry(
+    registry: Registry, caplog_registry: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.promote(write(registry), None)
+    watcher = RegistryWatcher(registry, FEATURES_VERSION, poll_interval_ms=0)
+    load = Registry.load
+
+    def unreachable(self: Registry, version: str, expected: str | None = None) -> Snapshot:
+        raise OSError(5, "Input/output error (the registry's network volume is gone)")
+
+    monkeypatch.setattr(Registry, "load", unreachable)
+    assert watcher.poll(T0_MS) is None and watcher.current is None
+    assert "cannot read snapshot v00001" in messages(caplog_registry, logging.WARNING)[0]
+    monkeypatch.setattr(Registry, "load", load)
+    assert watcher.poll(T0_MS + 1) is not None, "not refused for good: loaded once the registry is back"
+
+
 def test_watcher_never_reads_the_wall_clock(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     registry.promote(write(registry), None)
 
