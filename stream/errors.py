@@ -27,6 +27,7 @@ class DeadLetterReason(StrEnum):
     CONTRACT_VIOLATION = "contract_violation"
     ABSURD_VALUE = "absurd_value"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    DUPLICATE = "duplicate"
     PROCESSING_ERROR = "processing_error"
 
 

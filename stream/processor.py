@@ -50,6 +50,7 @@ from models.learners.base import OnlineLearner
 from models.learners.price_sensitivity import OFFER_FLAT, OFFER_SHARE
 from models.learners.registry import make_learners
 from stream.contract import Event, event_to_dict, parse_event
+from stream.dedup import RecentEventIds
 from stream.errors import DeadLetterReason, InvalidMessage
 from stream.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
 from stream.settings import ProcessingSettings
@@ -127,6 +128,7 @@ class Processor:
         self.ledger = RewardLedger(settings.offers, settings.margin, int(settings.attribution_window_s * 1000))
         self.offer_history: dict[str, list[int]] = {}  # user -> [offers shown, bought after one]
         self.counters: Counter[str] = Counter()
+        self.recent_ids = RecentEventIds(int(settings.dedup_window_s * 1000))
         self._offers = settings.offers.names
         self._offer_terms = offer_terms(settings.offers.offers)
         self._ts_min = int(settings.ts_min.timestamp() * 1000)
@@ -173,6 +175,12 @@ class Processor:
         except InvalidMessage as exc:
             step.outputs.append(self._dead(record, exc.reason, exc.detail))
             return step
+        if self.recent_ids.seen_before(event.event_id, event.ts_ms):
+            window = f"{self.settings.dedup_window_s:g} s"
+            step.outputs.append(
+                self._dead(record, DeadLetterReason.DUPLICATE, f"event_id {event.event_id!r} seen within {window}")
+            )
+            return step
         try:
             # sources are partitions (one topic per worker; files are one partition, read in order)
             step.tracked = self.tracker.apply(event, str(record.partition))
@@ -180,6 +188,9 @@ class Processor:
             step.outputs.append(self._failed(record, event, exc))
             return step
         self.counters["events"] += 1
+        for user_id in step.tracked.expired_users:
+            self.offer_history.pop(user_id, None)
+        self.counters["users_expired"] += len(step.tracked.expired_users)
         if self.archive_events:
             step.outputs.append(Output(OutputKind.EVENT, event.user_id.encode(), event_to_dict(event)))
         return step
@@ -422,6 +433,7 @@ class Processor:
             "policy": {"name": self.policy.name, "state": self.policy.snapshot()},
             "learners": {name: learner.snapshot() for name, learner in sorted(self.learners.items())},
             "counters": dict(sorted(self.counters.items())),
+            "recent_ids": self.recent_ids.snapshot(),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -439,3 +451,5 @@ class Processor:
             self.learners[name].restore(state)
         self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
         self.counters = Counter(data["counters"])
+        if "recent_ids" in data:
+            self.recent_ids.restore(data["recent_ids"])

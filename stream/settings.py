@@ -133,6 +133,12 @@ class ProcessingSettings(BaseModel):
     session_ttl_s: float = Field(
         4 * 3600.0, gt=0, description="a session without session_end closes this long after its last event (event time)"
     )
+    user_ttl_s: float = Field(
+        180 * 86400.0, gt=0, description="a user with no event for this long (event time) is forgotten"
+    )
+    dedup_window_s: float = Field(
+        600.0, ge=0, description="an event_id seen again within this much event time is a duplicate (0: off)"
+    )
     partition_idle_records: int = Field(
         100_000,
         ge=1,

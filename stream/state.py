@@ -65,6 +65,7 @@ class StateStore(Protocol):
     def put_session(self, session: SessionState) -> None: ...
     def pop_session(self, session_id: str) -> SessionState | None: ...
     def close_idle(self, watermark_ms: int, gap_ms: int) -> list[SessionState]: ...
+    def expire_users(self, before_ms: int) -> list[str]: ...
     def snapshot(self) -> dict[str, Any]: ...
     def restore(self, data: dict[str, Any]) -> None: ...
 
@@ -101,6 +102,18 @@ class InMemoryStore:
         for s in stale:
             del self._sessions[s.session_id]
         return stale
+
+    def expire_users(self, before_ms: int) -> list[str]:
+        """Forget the users whose last event is older than ``before_ms`` and whose session is closed; their
+        ids, sorted."""
+        gone = sorted(
+            uid
+            for uid, u in self._users.items()
+            if u.last_ms < before_ms and (u.current_session is None or u.current_session not in self._sessions)
+        )
+        for uid in gone:
+            del self._users[uid]
+        return gone
 
     def open_sessions(self) -> list[SessionState]:
         return list(self._sessions.values())

@@ -32,6 +32,7 @@ from stream.settings import ProcessingSettings
 from stream.state import COUNTED_TYPES, InMemoryStore, SessionState, UserState
 
 SWEEP_EVERY_MS = 60_000
+USER_SWEEP_EVERY_MS = 3_600_000  # idle users are looked for once an hour of event time (a pass over all users)
 
 
 class TrackedEvent(Protocol):
@@ -88,6 +89,7 @@ class Tracked:
     features: dict[str, float] | None = None  # at a decision point: the behaviour features
     closed_before: list[ClosedSession] = field(default_factory=list)  # idle sessions the watermark closed
     closed_after: list[ClosedSession] = field(default_factory=list)  # this event's session, on session_end
+    expired_users: list[str] = field(default_factory=list)  # users idle past processing.user_ttl_s, forgotten
 
 
 class StateTracker:
@@ -102,6 +104,8 @@ class StateTracker:
         self.source_seen: dict[str, int] = {}  # source -> number of the last record it gave
         self.records = 0
         self.last_sweep_ms = 0
+        self.last_user_sweep_ms = 0
+        self._user_ttl_ms = int(settings.user_ttl_s * 1000)
         self._idle_records = settings.partition_idle_records
         self._gap_ms = int(settings.session_gap_s * 1000)
         self._ttl_ms = int(max(settings.session_ttl_s, settings.session_gap_s) * 1000)
@@ -117,14 +121,18 @@ class StateTracker:
             self.source_watermarks[source] = ts
         advanced = self.watermark_ms is None or ts > self.watermark_ms
         closed_before: list[ClosedSession] = []
+        expired: list[str] = []
         if advanced:
             self.watermark_ms = ts
             if ts - self.last_sweep_ms >= SWEEP_EVERY_MS:
                 self.last_sweep_ms = ts
                 closing = self.closing_watermark()
                 closed_before = [self._closed(s, ts) for s in self.store.close_idle(closing, self._ttl_ms)]
+                if ts - self.last_user_sweep_ms >= USER_SWEEP_EVERY_MS:
+                    self.last_user_sweep_ms = ts
+                    expired = self.store.expire_users(closing - self._user_ttl_ms)
         user, session = self._track(event, closed_before)
-        tracked = Tracked(event, session.session_id, advanced, closed_before=closed_before)
+        tracked = Tracked(event, session.session_id, advanced, closed_before=closed_before, expired_users=expired)
         if event.type == "purchase":
             tracked.revenue = self._purchase(event, user, session)
         if event.type in self._decision_events and session.decisions < self._max_decisions:
@@ -221,6 +229,7 @@ class StateTracker:
             "source_seen": dict(sorted(self.source_seen.items())),
             "records": self.records,
             "last_sweep_ms": self.last_sweep_ms,
+            "last_user_sweep_ms": self.last_user_sweep_ms,
             "store": self.store.snapshot(),
         }
 
@@ -230,4 +239,5 @@ class StateTracker:
         self.source_seen = dict(data["source_seen"])
         self.records = data["records"]
         self.last_sweep_ms = data["last_sweep_ms"]
+        self.last_user_sweep_ms = data.get("last_user_sweep_ms", 0)
         self.store.restore(data["store"])

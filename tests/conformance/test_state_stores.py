@@ -36,3 +36,15 @@ def test_idle_sessions_close_by_event_time_oldest_first(store):
     assert [s.session_id for s in closed] == [f"s{i}" for i in range(50)]
     assert store.get_session("s49") is None and store.get_session("s50") is not None
     assert store.pop_session("s50").session_id == "s50" and store.get_session("s50") is None
+
+
+def test_idle_users_expire_unless_their_session_is_open(store):
+    store.put_user(UserState("old", 1, 1_000))
+    store.put_user(UserState("old-but-in-session", 1, 1_000, current_session="s"))
+    store.put_session(SessionState("s", "old-but-in-session", 900, 1_000))
+    store.put_user(UserState("old-session-closed", 1, 1_000, current_session="gone"))
+    store.put_user(UserState("recent", 1, 9_000))
+    assert store.expire_users(before_ms=5_000) == ["old", "old-session-closed"]
+    assert store.get_user("old") is None and store.get_user("old-session-closed") is None
+    assert store.get_user("old-but-in-session") is not None and store.get_user("recent") is not None
+    assert store.expire_users(before_ms=5_000) == []
