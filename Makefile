@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean
+.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
 
 include docker/kafka/kafka.mk
 
@@ -45,6 +45,9 @@ test: $(BIN)/offerstream $(OBD_STAMP) ## All tests, broker-backed ones included 
 
 test-fast: $(BIN)/offerstream $(OBD_STAMP) ## Tests that need no broker
 	$(BIN)/pytest -m "not kafka" --doctest-modules stream models bandits tests
+
+fuzz: $(BIN)/offerstream ## 100,000 hostile messages at the core and through the real broker at the worker (CI runs 20,000)
+	OFFERSTREAM_FUZZ_MESSAGES=100000 OFFERSTREAM_FUZZ_EXAMPLES=1000 $(BIN)/pytest -s tests/stream/test_fuzz.py tests/kafka/test_fuzz_worker.py
 
 ci: lint test ## What .ci/run runs after installing and starting the broker
 
