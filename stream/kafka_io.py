@@ -303,22 +303,27 @@ class KafkaSink:
             self._pending.append((out, future))
 
     def flush(self) -> None:
-        self.producer.flush()
+        try:
+            self.producer.flush(timeout=self.settings.transaction_timeout_ms / 1000)
+        except KafkaError as timeout:  # e.g. the broker stayed away: nothing of the batch may become visible
+            if self.transaction is not None:
+                self.transaction.abort()
+            raise DeliveryError(f"outputs not acknowledged: {timeout!r}") from timeout
         failed = [(out, f.exception) for out, f in self._pending if f.failed()]
         for out, _ in self._pending:
             self.counts[out.kind] += 1
         self._pending.clear()
         if failed:
-            out, exc = failed[0]
+            first, error = failed[0]
             if self.transaction is not None:
                 self.transaction.abort()
-            raise DeliveryError(f"{len(failed)} outputs not acknowledged, first {out.kind.value}: {exc!r}")
+            raise DeliveryError(f"{len(failed)} outputs not acknowledged, first {first.kind.value}: {error!r}")
 
     def close(self) -> None:
         if self.transaction is not None:
             self.transaction.abort()  # a batch cut short by an error: nothing of it may become visible
         try:
-            self.producer.flush()
+            self.producer.flush(timeout=10)
         except KafkaError as exc:  # closing after a failure: report, don't mask the first error
             log.warning("producer flush on close failed: %r", exc)
-        self.producer.close()
+        self.producer.close(timeout=10)

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, ProducerFencedError
+from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from stream.errors import DeliveryError, OfferstreamError
@@ -65,8 +65,9 @@ def default_instance_id(state_dir: str) -> str:
 class KafkaTransaction:
     """One open transaction at a time on a transactional producer: ``begin`` (idempotent), ``commit``, ``abort``."""
 
-    def __init__(self, producer: KafkaProducer) -> None:
+    def __init__(self, producer: KafkaProducer, timeout_ms: int = 60_000) -> None:
         self.producer = producer
+        self.timeout_ms = timeout_ms
         self.is_open = False
         self.committed = 0
         self.aborted = 0
@@ -85,10 +86,10 @@ class KafkaTransaction:
         :meth:`begin`. On failure the transaction is aborted and :class:`TransactionAborted` raised."""
         self.begin()
         try:
-            self.producer.send_offsets_to_transaction(
-                {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}, group_metadata
-            )
-            self.producer.commit_transaction()
+            manager = self.producer._transaction_manager
+            committed = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+            self._await(manager.send_offsets_to_transaction(committed, group_metadata), "sending offsets")
+            self._await(manager.begin_commit(), "commit")
         except ProducerFencedError as exc:
             self.is_open = False
             raise WorkerFenced(f"another worker took over this transactional id: {exc!r}") from exc
@@ -105,9 +106,18 @@ class KafkaTransaction:
         self.is_open = False
         self.aborted += 1
         try:
-            self.producer.abort_transaction()
+            self._await(self.producer._transaction_manager.begin_abort(), "abort")
         except KafkaError as exc:
             log.warning("abort_transaction failed (%r); the broker aborts it when the transaction times out", exc)
+
+    def _await(self, result: Any, what: str) -> None:
+        """Wait for a transactional request, at most ``timeout_ms``: kafka-python 3.0.12 waits for ever, and a
+        request in flight when the broker went away was seen never to complete. A commit given up here may
+        still complete; the next producer's ``init_transactions`` settles it before the worker reads the
+        committed offsets, so recovery sees it either way."""
+        self.producer._sender.wakeup()
+        if not result.wait(timeout_ms=self.timeout_ms):
+            raise KafkaTimeoutError(f"transaction {what} did not complete within {self.timeout_ms} ms")
 
     def _call(self, what: str, fn: Any) -> None:
         try:

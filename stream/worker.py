@@ -76,7 +76,7 @@ def _transaction(settings: Settings) -> KafkaTransaction | None:
     tid = f"{k.group_id}-{instance_id(settings)}"
     producer = make_producer(k, transactional_id=tid, transaction_timeout_ms=k.transaction_timeout_ms)
     try:
-        return KafkaTransaction(producer)
+        return KafkaTransaction(producer, timeout_ms=k.transaction_timeout_ms)
     except BaseException:
         producer.close()
         raise

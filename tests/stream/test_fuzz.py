@@ -1,6 +1,6 @@
 """Hostile input at the processing core: every message gets exactly one fate, the one it is owed, and nothing
-crashes. ``OFFERSTREAM_FUZZ_MESSAGES`` sets the corpus size (CI: 20,000; ``make fuzz``: 100,000 through the
-real broker, see tests/kafka/test_fuzz_worker.py); Hypothesis adds generated adversarial messages."""
+crashes. ``OFFERSTREAM_FUZZ_MESSAGES`` sets the corpus size (CI: 10,000; ``make fuzz``: 100,000); Hypothesis
+adds generated adversarial messages."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from bandits.registry import make_policy
 from stream.processor import Processor
 from stream.records import OutputKind
 
-FUZZ_MESSAGES = int(os.environ.get("OFFERSTREAM_FUZZ_MESSAGES", "20000"))
+FUZZ_MESSAGES = int(os.environ.get("OFFERSTREAM_FUZZ_MESSAGES", "10000"))
 
 
 def _processor() -> Processor:
