@@ -17,6 +17,10 @@ class DeliveryError(OfferstreamError):
     """The broker did not acknowledge an output record; its input offsets must not be committed."""
 
 
+class SourceStalled(DeliveryError):
+    """The consumer stopped receiving records although its partitions lag: its clients must be rebuilt."""
+
+
 class DeadLetterReason(StrEnum):
     """Why a message was not processed. Stable strings: dashboards and alerts key on them."""
 

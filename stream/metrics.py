@@ -22,8 +22,10 @@ Metric names (all prefixed ``offerstream_``):
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -169,6 +171,42 @@ class Health:
             "seconds_since_loop": round(since, 3),
             **self.detail,
         }
+
+
+class StallReporter:
+    """Logs the loop thread's stack once per stall (no :meth:`Health.tick` for ``health.stall_s``), so a stuck
+    worker says where it is stuck instead of going silent; a daemon thread, stopped by :meth:`close`."""
+
+    def __init__(self, health: Health, thread_id: int, check_every_s: float | None = None) -> None:
+        self.health = health
+        self.thread_id = thread_id
+        self.reported = 0
+        self._stop = threading.Event()
+        self._every = check_every_s if check_every_s is not None else max(0.05, health.stall_s / 4)
+        self._thread = threading.Thread(target=self._watch, name="stall-reporter", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        reported_beat: float | None = None
+        while not self._stop.wait(self._every):
+            ok, body = self.health.report()
+            beat = self.health.beat
+            if ok or body["state"] == "stopped" or beat == reported_beat:
+                continue
+            reported_beat = beat
+            frame = sys._current_frames().get(self.thread_id)
+            stack = "".join(traceback.format_stack(frame)) if frame is not None else "(thread gone)\n"
+            self.reported += 1
+            log.error(
+                "worker loop stalled: no turn for %.0f s (state %s); it is at:\n%s",
+                body["seconds_since_loop"],
+                body["state"],
+                stack.rstrip(),
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

@@ -85,6 +85,14 @@ class KafkaSettings(BaseModel):
     transaction_timeout_ms: int = Field(
         60_000, ge=1000, description="the broker aborts a transaction left open this long (a crashed worker's)"
     )
+    stall_timeout_s: float = Field(
+        120.0,
+        ge=0,
+        description=(
+            "no record for this long while the assigned partitions lag behind their last known end: the consumer "
+            "is stuck (seen after a broker restart), so the worker rebuilds its clients from the checkpoint; 0 = off"
+        ),
+    )
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
         "read_committed", description="what the worker reads of transactional producers' messages"
     )

@@ -10,7 +10,8 @@ State: every ``checkpoint_every_records`` records and at a clean stop, the core'
 (:mod:`stream.recovery`), so a worker killed at any moment continues exactly where its last committed
 transaction left it.
 
-Faults: a batch whose outputs or transaction fail (broker down, a rebalance fencing the commit) is aborted; the
+Faults: a batch whose outputs or transaction fail (broker down, a rebalance fencing the commit) is aborted, and
+a consumer that stops receiving records while its partitions lag (``kafka.stall_timeout_s``) is given up; the
 worker closes its clients, rebuilds its state from the checkpoint and starts again after a backoff (0.5 s
 doubling to 30 s, reset by the next committed batch), logging why. Another worker taking over the same
 transactional id stops this one (it is a zombie). SIGTERM/SIGINT set a stop flag: the batch in hand is
@@ -31,9 +32,9 @@ from models.archive import ArchiveWriter
 from models.features import FEATURES_VERSION
 from models.registry import Registry, RegistryWatcher
 from models.schedule import request_retrain
-from stream.errors import DeliveryError
+from stream.errors import DeliveryError, SourceStalled
 from stream.kafka_io import KafkaSink, KafkaSource, ensure_topics, make_producer
-from stream.metrics import Health, WorkerMetrics, start_metrics_server
+from stream.metrics import Health, StallReporter, WorkerMetrics, start_metrics_server
 from stream.pipeline import PipelineStats, run_pipeline
 from stream.processor import Processor
 from stream.recovery import Offsets, Restored, restore_state, write_checkpoint
@@ -257,10 +258,12 @@ def run_worker(
     metrics = WorkerMetrics()
     health = Health(settings.health_stall_s)
     server = start_metrics_server(metrics, health, settings.metrics_host, settings.metrics_port)
+    reporter = StallReporter(health, threading.get_ident())
     try:
         return _run_attempts(settings, stop, on_batch, create_topics, watcher, metrics, health)
     finally:
         health.tick("stopped")
+        reporter.close()
         if server is not None:
             server.close()
 
@@ -299,8 +302,10 @@ def _run_attempts(
             recoveries += 1
             metrics.recoveries.inc()
             health.tick("recovering", last_error=str(exc)[:300])
+            what = "consumer stalled" if isinstance(exc, SourceStalled) else "batch failed"
             log.error(
-                "batch failed (%s); nothing of it was committed. Rebuilding state from the checkpoint in %.1f s",
+                "%s (%s); nothing uncommitted is kept. Rebuilding clients and state from the checkpoint in %.1f s",
+                what,
                 exc,
                 backoff,
             )
