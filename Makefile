@@ -46,8 +46,9 @@ test: $(BIN)/offerstream $(OBD_STAMP) ## All tests, broker-backed ones included 
 test-fast: $(BIN)/offerstream $(OBD_STAMP) ## Tests that need no broker
 	$(BIN)/pytest -m "not kafka" --doctest-modules stream models bandits tests
 
-fuzz: $(BIN)/offerstream ## 100,000 hostile messages at the processing core (CI runs 10,000)
-	OFFERSTREAM_FUZZ_MESSAGES=100000 OFFERSTREAM_FUZZ_EXAMPLES=1000 $(BIN)/pytest -s tests/stream/test_fuzz.py
+fuzz: $(BIN)/offerstream ## 100,000 hostile messages at the core and through a real broker at the worker (CI: 10,000)
+	OFFERSTREAM_FUZZ_MESSAGES=100000 OFFERSTREAM_FUZZ_EXAMPLES=1000 $(BIN)/pytest -s tests/stream/test_fuzz.py \
+		tests/kafka/test_fuzz_worker.py
 
 ci: lint test ## What .ci/run runs after installing and starting the broker
 

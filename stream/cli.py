@@ -32,6 +32,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
         "group_id": ("kafka", "group_id"),
         "policy": ("policy", "name"),
         "log_level": ("log_level",),
+        "log_format": ("log_format",),
         "state_dir": ("state_dir",),
         "archive": ("models", "archive"),
         "registry": ("models", "registry"),
@@ -48,7 +49,7 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
         settings = load_settings(ctx.obj.get("config"), overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     return settings
 
 
@@ -63,6 +64,12 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
         default=None,
         help="Log level.",
+    )(fn)
+    fn = click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default=None,
+        help="Log lines as text or as JSON objects (settings: log_format).",
     )(fn)
     return fn
 
@@ -284,6 +291,7 @@ def demo(ctx: click.Context, rate: float, users: int, duration: float | None, **
         OFFERSTREAM_SEED=str(settings.seed),
         OFFERSTREAM_POLICY__NAME=settings.policy.name,
         OFFERSTREAM_LOG_LEVEL=settings.log_level,
+        OFFERSTREAM_LOG_FORMAT=settings.log_format,
     )
     cmd = [sys.executable, "-m", "stream"]
     if ctx.obj.get("config"):
@@ -340,13 +348,19 @@ def record(ctx: click.Context, topic: str, out: str, idle_timeout: float, follow
 @click.option("--topic", default=None, help="Target topic (default: the clickstream topic).")
 @click.pass_context
 def produce(ctx: click.Context, paths: tuple[str, ...], topic: str | None, **flags: Any) -> None:
-    """Send recorded or simulated files to a topic, keyed by user_id and stamped with each event's ts."""
+    """Send recorded or simulated files to a topic, keyed by user_id and stamped with each event's ts (where the
+    broker would accept it). Fails, saying how many, when the broker did not acknowledge every message."""
+    from stream.errors import DeliveryError
     from stream.recording import produce_files
 
     settings = _settings(ctx, **flags)
     _need_broker(settings)
     target = topic or settings.kafka.clickstream_topic
-    click.echo(orjson.dumps({"topic": target, "sent": produce_files(settings.kafka, target, paths)}).decode())
+    try:
+        sent = produce_files(settings.kafka, target, paths)
+    except DeliveryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(orjson.dumps({"topic": target, "sent": sent}).decode())
 
 
 @main.command()

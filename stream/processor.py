@@ -52,6 +52,7 @@ from models.learners.registry import make_learners
 from stream.contract import Event, event_to_dict, parse_event
 from stream.dedup import RecentEventIds
 from stream.errors import DeadLetterReason, InvalidMessage
+from stream.logs import where
 from stream.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
 from stream.settings import ProcessingSettings
 from stream.state import InMemoryStore
@@ -196,7 +197,12 @@ class Processor:
         return step
 
     def _failed(self, record: SourceRecord, event: TrackedEvent, exc: Exception) -> Output:
-        log.exception("processing failed at %s event_id=%s", record.where, event.event_id)
+        log.exception(
+            "processing failed at %s event_id=%s",
+            record.where,
+            event.event_id,
+            extra=where(record.topic, record.partition, record.offset),
+        )
         return self._dead(record, DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:500])
 
     # -- validation beyond the schema ----------------------------------------------------------------
@@ -217,7 +223,13 @@ class Processor:
 
     def _dead(self, record: SourceRecord, reason: DeadLetterReason, detail: str) -> Output:
         self.counters[f"dead_letters.{reason.value}"] += 1
-        log.info("dead letter at %s: %s (%s)", record.where, reason.value, detail[:200])
+        log.info(
+            "dead letter at %s: %s (%s)",
+            record.where,
+            reason.value,
+            detail[:200],
+            extra={**where(record.topic, record.partition, record.offset), "reason": reason.value},
+        )
         return dead_letter(record, reason.value, detail)
 
     # -- stage 2: the snapshot scores every decision point of the batch at once -------------------------

@@ -20,6 +20,7 @@ from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
+from stream.errors import DeliveryError
 from stream.jsonl import dumps_line, open_binary
 from stream.kafka_io import make_producer
 from stream.settings import KafkaSettings
@@ -107,8 +108,14 @@ def record_topic(
     return written
 
 
-def _key_and_time(value: bytes) -> tuple[bytes | None, int | None]:
-    """The message key (``user_id``) and broker timestamp (``ts`` in epoch ms) of an event, when readable."""
+FUTURE_STAMP_LIMIT_MS = 3_600_000  # brokers refuse timestamps far ahead (log.message.timestamp.after.max.ms)
+
+
+def _key_and_time(value: bytes, now_ms: int) -> tuple[bytes | None, int | None]:
+    """The message key (``user_id``) and broker timestamp (``ts`` in epoch ms) of an event, when readable.
+
+    A ``ts`` the broker would refuse (negative, or more than an hour ahead of ``now_ms``) is not used as the
+    timestamp: the message keeps its bytes and the broker stamps it on arrival; the worker judges the ``ts``."""
     try:
         body = orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -118,22 +125,30 @@ def _key_and_time(value: bytes) -> tuple[bytes | None, int | None]:
     user = body.get("user_id")
     ts = body.get("ts")
     key = str(user).encode() if isinstance(user, str | int) and not isinstance(user, bool) else None
-    stamp = ts if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts < 2**63 else None
+    plausible = isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts <= now_ms + FUTURE_STAMP_LIMIT_MS
+    stamp = ts if plausible else None
     return key, stamp
 
 
-def produce_values(settings: KafkaSettings, topic: str, values: Iterable[bytes]) -> int:
-    """Send raw messages keyed by their ``user_id`` and stamped with their ``ts`` where they have them."""
+def produce_values(
+    settings: KafkaSettings, topic: str, values: Iterable[bytes], clock_ms: Callable[[], int] | None = None
+) -> int:
+    """Send raw messages keyed by their ``user_id`` and stamped with their ``ts`` where they have a plausible one;
+    returns how many the broker acknowledged, all of them, or raises :class:`DeliveryError`."""
+    now_ms = (clock_ms or (lambda: int(time.time() * 1000)))()
     producer = make_producer(settings)
+    refused: list[BaseException] = []
     sent = 0
     try:
         for value in values:
-            key, stamp = _key_and_time(value)
-            producer.send(topic, value=value, key=key, timestamp_ms=stamp)
+            key, stamp = _key_and_time(value, now_ms)
+            producer.send(topic, value=value, key=key, timestamp_ms=stamp).add_errback(refused.append)
             sent += 1
         producer.flush()
     finally:
         producer.close()
+    if refused:
+        raise DeliveryError(f"{len(refused)} of {sent} messages to {topic} not acknowledged, first: {refused[0]!r}")
     return sent
 
 

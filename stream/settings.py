@@ -315,6 +315,9 @@ class Settings(BaseSettings):
     metrics_host: str = Field("0.0.0.0", description="address the metrics endpoint listens on")
     health_stall_s: float = Field(60.0, gt=0, description="/healthz fails when the worker's loop stalls this long")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text lines, or one JSON object per line (time, level, logger, message, topic/offset)"
+    )
 
     @model_validator(mode="after")
     def _policy_fits_catalogue(self) -> Settings:

@@ -17,6 +17,7 @@ import orjson
 from stream.simulator import Simulation
 
 MAX_MESSAGE_BYTES = 65_536  # processing.max_message_bytes default
+REPEAT_WITHIN_MS = 300_000  # half of processing.dedup_window_s's default: out-of-order events stay inside it
 
 Mutation = Callable[[random.Random, dict], tuple[bytes, str]]
 
@@ -157,21 +158,20 @@ def hostile_corpus(n: int, seed: int, bad_share: float = 0.4) -> tuple[list[byte
                 events += _valid_events(n, seed + len(events))
             raw = _dumps(events[i])
             i += 1
-            if sent and rng.random() < 0.05:  # out of order: swap with the previous valid message
-                j = len(messages) - 1
-                while j >= 0 and fates[j] != "valid":
-                    j -= 1
-                if j >= 0:
-                    messages.insert(j, raw)
-                    fates.insert(j, "valid")
-                    sent.append(raw)
-                    continue
+            if fates and fates[-1] == "valid" and rng.random() < 0.05:  # out of order: swap with the one before
+                messages.insert(len(messages) - 1, raw)
+                fates.insert(len(fates) - 1, "valid")
+                sent.append(raw)
+                continue
             messages.append(raw)
             fates.append("valid")
             sent.append(raw)
             continue
         if rng.random() < 0.2:
-            messages.append(rng.choice(sent[-20:]))  # a repeat within a minute or two: inside the dedup window
+            # a repeat of a recent event, well inside the dedup window (measured from the newest event time)
+            newest = max(orjson.loads(m)["ts"] for m in sent[-20:])
+            recent = [m for m in sent[-20:] if orjson.loads(m)["ts"] >= newest - REPEAT_WITHIN_MS]
+            messages.append(rng.choice(recent))
             fates.append("duplicate")
             continue
         mutation = rng.choice(MUTATIONS)

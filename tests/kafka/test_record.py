@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from stream.cli import main
+from stream.errors import DeliveryError
 from stream.recording import iter_topic, produce_values
 from stream.simulator import simulate_to_file
 from stream.sources import read_file
@@ -59,3 +63,21 @@ def test_record_then_replay_sees_exactly_what_the_topic_holds(tmp_path, kafka_se
     dead = [orjson.loads(x) for x in (tmp_path / "x.jsonl").read_bytes().splitlines()]
     assert sorted(d["reason"] for d in dead) == ["invalid_json", "invalid_json"]
     assert all(d["topic"] == topic and d["timestamp_ms"] is not None for d in dead)
+
+
+def test_produce_stamps_plausible_times_and_never_loses_a_message_in_silence(kafka_settings):
+    """Messages with times the broker would refuse as timestamps still arrive (stamped by the broker); one the
+    broker refuses outright (too large) makes produce fail, saying so, instead of vanishing."""
+    topic = kafka_settings.kafka.clickstream_topic
+    now_ms = int(time.time() * 1000)
+    stamps = [1_767_600_000_000, 4_102_444_800_001, -5, 0, now_ms + 7_200_000]
+    values = [orjson.dumps({"event_id": f"e{i}", "user_id": "u", "ts": ts}) for i, ts in enumerate(stamps)]
+    assert produce_values(kafka_settings.kafka, topic, values) == len(values)
+    got = {orjson.loads(m.value)["event_id"]: m.timestamp for m in iter_topic(kafka_settings.kafka, topic, 2)}
+    assert got["e0"] == stamps[0] and got["e3"] == 0  # plausible: the event's own time
+    for refused in ("e1", "e2", "e4"):  # far future or negative: the broker's time on arrival
+        assert abs(got[refused] - now_ms) < 600_000, (refused, got[refused])
+
+    too_large = b"x" * 2_000_000  # over the broker's message.max.bytes (1 MB), under the producer's cap
+    with pytest.raises(DeliveryError, match="1 of 3 messages"):
+        produce_values(kafka_settings.kafka, topic, [values[0], too_large, values[0]])
