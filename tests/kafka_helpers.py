@@ -4,10 +4,13 @@ worker as a process of its own."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kafka import KafkaAdminClient
@@ -15,6 +18,7 @@ from kafka.errors import KafkaError
 
 from stream.kafka_io import ensure_topics
 from stream.settings import Settings
+from stream.worker import WorkerResult, run_worker
 
 
 def wait_for(predicate, timeout: float = 60.0, every: float = 0.2, what: str = "condition"):
@@ -105,3 +109,48 @@ def one_partition_copy(base: Settings, tag: str, **update: object) -> Settings:
     settings = base.model_copy(update={"kafka": kafka, **update})
     ensure_topics(settings.kafka)
     return settings
+
+
+def run_until_consumed(
+    settings: Settings, total: int, timeout: float = 120.0, while_running: Callable[[], None] | None = None
+) -> WorkerResult:
+    """Run the worker in this process until its group has committed ``total`` records (calling
+    ``while_running`` then, before the stop), stop it, and return its result; fails if it crashed or hung."""
+    stop = threading.Event()
+    result: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            result["r"] = run_worker(settings, stop)
+        except BaseException as exc:  # reported below, with the test's failure
+            result["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True, name="test-worker")
+    thread.start()
+    try:
+        wait_for(lambda: "error" in result or group_done(settings, total), timeout=timeout, what=f"{total} consumed")
+        assert "error" not in result, f"the worker crashed: {result['error']!r}"
+        if while_running is not None:
+            while_running()
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    assert not thread.is_alive(), "the worker did not stop"
+    assert "r" in result, f"the worker crashed: {result.get('error')!r}"
+    found = result["r"]
+    assert isinstance(found, WorkerResult)
+    return found
+
+
+def run_process_to_end(settings: Settings, log_path: Path, total: int, timeout: float = 300.0, **env: str) -> None:
+    """``offerstream run`` as a process until its group has committed ``total`` records, then SIGTERM: it must
+    exit 0 (a clean stop, state checkpointed); killed if anything fails on the way."""
+    worker = start_worker(settings, settings.state_dir, log_path, **env)
+    try:
+        wait_for(lambda: group_done(settings, total), timeout=timeout, what=f"{total} consumed by the worker process")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=90) == 0, log_path.read_text()[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=30)

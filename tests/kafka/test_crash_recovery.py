@@ -12,12 +12,18 @@ One partition makes the order of processing, hence the learned state, a function
 from __future__ import annotations
 
 import random
-import signal
 import time
 
 import orjson
 import pytest
-from kafka_helpers import committed_total, group_done, one_partition_copy, start_worker, wait_for
+from kafka_helpers import (
+    committed_total,
+    group_done,
+    one_partition_copy,
+    run_process_to_end,
+    start_worker,
+    wait_for,
+)
 
 from stream.checkpoint import read_snapshot, snapshot_path
 from stream.recording import iter_topic, produce_values
@@ -47,11 +53,6 @@ def _final_state(settings: Settings) -> dict:
     return found[1]
 
 
-def _stop(worker, log_path) -> None:
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=90) == 0, log_path.read_text()[-3000:]
-
-
 def test_sigkill_at_20_random_points_changes_nothing(tmp_path, kafka_settings):
     events = tmp_path / "events.jsonl"
     simulate_to_file("stationary", days=3, users=6000, seed=5, out=events)
@@ -63,14 +64,7 @@ def test_sigkill_at_20_random_points_changes_nothing(tmp_path, kafka_settings):
     produce_values(base.kafka, base.kafka.clickstream_topic, values)
 
     calm = one_partition_copy(base, "calm", share_input=True, state_dir=tmp_path / "calm")
-    log_calm = tmp_path / "calm.log"
-    worker = start_worker(calm, calm.state_dir, log_calm, **WORKER_ENV)
-    try:
-        wait_for(lambda: group_done(calm, len(values)), timeout=300, what="the uninterrupted run")
-        _stop(worker, log_calm)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    run_process_to_end(calm, tmp_path / "calm.log", len(values), **WORKER_ENV)
 
     crashy = one_partition_copy(base, "crashy", share_input=True, state_dir=tmp_path / "crashy")
     log_crashy = tmp_path / "crashy.log"
@@ -87,13 +81,7 @@ def test_sigkill_at_20_random_points_changes_nothing(tmp_path, kafka_settings):
             worker.kill()
             worker.wait(timeout=30)
     assert not group_done(crashy, len(values)), "the crashy run finished before its last kill"
-    worker = start_worker(crashy, crashy.state_dir, log_crashy, **WORKER_ENV)
-    try:
-        wait_for(lambda: group_done(crashy, len(values)), timeout=300, what="the crashy run's end")
-        _stop(worker, log_crashy)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    run_process_to_end(crashy, log_crashy, len(values), **WORKER_ENV)
     log = log_crashy.read_text()
     assert log.count("restored state") >= KILLS // 2, log[-3000:]  # most restarts found a checkpoint to resume
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import base64
-import threading
 
 import orjson
-from kafka_helpers import group_done, wait_for
+from kafka_helpers import run_until_consumed
 
 from stream.kafka_io import make_producer
 from stream.recording import iter_topic
-from stream.worker import run_worker
 
 T0 = 1_767_600_000_000
 
@@ -53,14 +51,7 @@ def test_bad_messages_are_dead_lettered_with_reasons_and_exact_bytes(kafka_setti
     producer.flush()
     producer.close()
 
-    stop = threading.Event()
-    thread = threading.Thread(target=run_worker, args=(kafka_settings, stop), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: group_done(kafka_settings, len(stream)), timeout=90, what="all messages consumed")
-    finally:
-        stop.set()
-        thread.join(timeout=60)
+    run_until_consumed(kafka_settings, len(stream), timeout=90)
 
     dead = [
         (m, orjson.loads(m.value)) for m in iter_topic(kafka_settings.kafka, kafka_settings.kafka.dead_letter_topic, 2)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 from collections import Counter
 
 import orjson
 from hostile import hostile_corpus
-from kafka_helpers import group_done, one_partition_copy, wait_for
+from kafka_helpers import one_partition_copy, run_until_consumed
 
 from stream.recording import iter_topic, produce_values
-from stream.worker import run_worker
 
 FUZZ_MESSAGES = int(os.environ.get("OFFERSTREAM_FUZZ_MESSAGES", "10000"))
 
@@ -26,16 +24,7 @@ def test_a_hostile_stream_through_the_worker(tmp_path, kafka_settings):
     messages, owed = hostile_corpus(FUZZ_MESSAGES, seed=29)
     produce_values(settings.kafka, settings.kafka.clickstream_topic, messages)
 
-    stop = threading.Event()
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("r", run_worker(settings, stop)), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: group_done(settings, len(messages)), timeout=600, what=f"{len(messages)} messages consumed")
-    finally:
-        stop.set()
-        thread.join(timeout=120)
-    assert not thread.is_alive() and "r" in result, "the worker crashed or hung"
+    result = run_until_consumed(settings, len(messages), timeout=600)
 
     dead = {}
     for m in iter_topic(settings.kafka, settings.kafka.dead_letter_topic, 3):
@@ -47,7 +36,7 @@ def test_a_hostile_stream_through_the_worker(tmp_path, kafka_settings):
     wrong = [(i, o, g) for i, (o, g) in enumerate(zip(owed, got, strict=True)) if o != "any" and o != g]
     assert not wrong, f"{len(wrong)} of {len(messages)} messages met the wrong fate, first {wrong[:5]}"
     assert "processing_error" not in got
-    processor = result["r"].processor
+    processor = result.processor
     assert processor.counters["events"] == got.count("valid")
     assert processor.counters["records"] == len(messages)
     print(f"fates of {len(messages)} messages: {dict(Counter(got))}")

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
 
-from kafka_helpers import free_port, group_done, wait_for
+from kafka_helpers import free_port, run_until_consumed, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.recording import iter_topic, produce_values
 from stream.simulator import simulate_to_file
 from stream.sources import read_file
-from stream.worker import run_worker
 
 
 def _scrape(port: int) -> dict[str, list]:
@@ -28,19 +26,16 @@ def test_metrics_and_health_during_a_run(tmp_path, kafka_settings):
     values = [r.value for r in read_file(events)] + [b"not json", b"{}", b'{"event_type": 3}']
     produce_values(settings.kafka, settings.kafka.clickstream_topic, values)
 
-    stop = threading.Event()
-    thread = threading.Thread(target=run_worker, args=(settings, stop), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: group_done(settings, len(values)), timeout=120, what="all events consumed")
+    seen = {}
+
+    def scrape_while_running() -> None:
         wait_for(lambda: _scrape(port)["offerstream_consumer_lag"][0].value == 0, timeout=30, what="lag 0")
-        got = _scrape(port)
+        seen["metrics"] = _scrape(port)
         health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.status == 200 and json.loads(health.read())["state"] == "consuming"
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert not thread.is_alive()
+
+    run_until_consumed(settings, len(values), while_running=scrape_while_running)
+    got = seen["metrics"]
 
     def total(name: str, **labels: str) -> float:
         return sum(

@@ -79,5 +79,6 @@ def test_produce_stamps_plausible_times_and_never_loses_a_message_in_silence(kaf
         assert abs(got[refused] - now_ms) < 600_000, (refused, got[refused])
 
     too_large = b"x" * 2_000_000  # over the broker's message.max.bytes (1 MB), under the producer's cap
-    with pytest.raises(DeliveryError, match="1 of 3 messages"):
+    # (how many fail with it depends on batching: the idempotent producer aborts what shares its batch)
+    with pytest.raises(DeliveryError, match=r"[123] of 3 messages to .* not acknowledged, first: MessageSizeTooLarge"):
         produce_values(kafka_settings.kafka, topic, [values[0], too_large, values[0]])

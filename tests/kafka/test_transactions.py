@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
-from kafka_helpers import group_done, one_partition_copy, wait_for
+from kafka_helpers import one_partition_copy, run_until_consumed
 
 from stream.recording import iter_topic, produce_values
 from stream.replay import replay_files
 from stream.simulator import simulate_to_file
 from stream.sources import read_file
 from stream.transactions import KafkaTransaction, TransactionAborted
-from stream.worker import run_worker
 
 
 def test_an_aborted_batch_is_invisible_and_the_recovered_worker_matches_a_replay(tmp_path, kafka_settings, monkeypatch):
@@ -38,17 +35,8 @@ def test_an_aborted_batch_is_invisible_and_the_recovered_worker_matches_a_replay
         commit(self, offsets, group_metadata)
 
     monkeypatch.setattr(KafkaTransaction, "commit", failing_commit)
-    stop = threading.Event()
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("r", run_worker(settings, stop)), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: group_done(settings, len(values)), timeout=180, what="all events consumed")
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert not thread.is_alive()
-    assert result["r"].recoveries == 3 and calls["aborted_outputs"] == 3
+    result = run_until_consumed(settings, len(values), timeout=180)
+    assert result.recoveries == 3 and calls["aborted_outputs"] == 3
 
     replay_files([events], settings, tmp_path / "d.jsonl", tmp_path / "dl.jsonl", tmp_path / "r.jsonl")
     k = settings.kafka

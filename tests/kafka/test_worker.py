@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections import Counter
 
 import orjson
-from kafka_helpers import group_done, wait_for
+from kafka_helpers import run_until_consumed
 
 from stream.recording import iter_topic, produce_files
 from stream.replay import replay_files
 from stream.simulator import simulate_to_file
-from stream.worker import run_worker
 
 
 def _expected(tmp_path, events_path, settings):
     replay_files([events_path], settings, tmp_path / "exp.jsonl", tmp_path / "exp-dl.jsonl")
     return [orjson.loads(line) for line in (tmp_path / "exp.jsonl").read_bytes().splitlines()]
-
-
-def _run_until_consumed(settings, total):
-    stop = threading.Event()
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("r", run_worker(settings, stop)), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: group_done(settings, total), timeout=120, what=f"{total} events consumed")
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert not thread.is_alive(), "worker did not stop"
-    return result["r"]
 
 
 def test_simulated_events_in_exactly_the_expected_decisions_out(tmp_path, kafka_settings):
@@ -40,7 +24,7 @@ def test_simulated_events_in_exactly_the_expected_decisions_out(tmp_path, kafka_
     total = produce_files(kafka_settings.kafka, kafka_settings.kafka.clickstream_topic, [events])
     assert total == stats["events"] > 1000
 
-    result = _run_until_consumed(kafka_settings, total)
+    result = run_until_consumed(kafka_settings, total)
     assert result.stats.records == total
 
     decisions = [
@@ -93,7 +77,7 @@ def test_one_partition_gives_byte_identical_decisions_to_a_replay(tmp_path, boot
     events = tmp_path / "events.jsonl"
     simulate_to_file("clear_winner", days=1, users=300, seed=9, out=events)
     total = produce_files(settings.kafka, settings.kafka.clickstream_topic, [events])
-    _run_until_consumed(settings, total)
+    run_until_consumed(settings, total)
     got = [m.value for m in iter_topic(settings.kafka, settings.kafka.decisions_topic, 2)]
     replay_files([events], settings, tmp_path / "exp.jsonl", tmp_path / "dl.jsonl")
     assert got == (tmp_path / "exp.jsonl").read_bytes().splitlines()
