@@ -146,7 +146,10 @@ def run(ctx: click.Context, **flags: Any) -> None:
     checkpoint_every_records records; a restart, after a clean stop or a crash, resumes exactly at the
     committed offsets. With --registry it scores with the promoted snapshot and swaps to a newly promoted one
     without restart; with --archive it appends valid events and decisions to the archive before committing.
-    Stops cleanly on SIGTERM or SIGINT: the batch in hand is committed and the state checkpointed.
+    A failed batch (broker away, transaction refused) or a consumer that stalls with input waiting
+    (kafka.stall_timeout_s) is aborted: the worker rebuilds its clients and state from the checkpoint and
+    retries with backoff. Serves /metrics and /healthz on metrics_port (9464). Stops cleanly on SIGTERM or
+    SIGINT: the batch in hand is committed and the state checkpointed.
     """
     from stream.worker import run_worker
 
