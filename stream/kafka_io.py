@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -28,9 +28,10 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from stream.errors import DeliveryError, SourceStalled
+from stream.errors import DeliveryError
 from stream.records import Output, OutputKind, SourceRecord
 from stream.settings import KafkaSettings
+from stream.stall_watch import ConsumerView, StallWatch
 from stream.transactions import KafkaTransaction
 
 log = logging.getLogger(__name__)
@@ -123,37 +124,6 @@ def polled_records(polled: Mapping[TopicPartition, Sequence[Any]]) -> list[Sourc
     ]
 
 
-class StallWatch:
-    """Raises :class:`SourceStalled` when polls bring nothing for ``limit_s`` although a partition's position is
-    behind its last known end (highwater mark) and does not move; ``limit_s`` 0 turns it off.
-
-    kafka-python 3.0.12 was seen, after a broker restart, to poll for ever without a fetch going out (no error,
-    no log line): a worker sitting silent with a full topic in front of it. Records, a moving position (e.g.
-    past transaction markers) or having caught up reset the clock. An input transaction left open longer than
-    the limit also holds the position (read_committed stops at it); the rebuild that follows is harmless.
-    """
-
-    def __init__(self, limit_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit_s = limit_s
-        self.clock = clock
-        self._positions: dict[TopicPartition, int | None] = {}
-        self._progress_at = clock()
-
-    def observe(self, got_records: bool, ends: Mapping[TopicPartition, tuple[int | None, int | None]]) -> None:
-        """After a poll: ``ends`` maps each assigned partition to (position, highwater), either unknown (None)."""
-        if self.limit_s <= 0:
-            return
-        now = self.clock()
-        positions = {tp: pos for tp, (pos, _) in ends.items()}
-        behind = {tp: (p, hw) for tp, (p, hw) in ends.items() if p is not None and hw is not None and p < hw}
-        if got_records or not behind or positions != self._positions:
-            self._positions, self._progress_at = positions, now
-            return
-        if now - self._progress_at >= self.limit_s:
-            lagging = ", ".join(f"{tp.topic}[{tp.partition}] at {p} of {hw}" for tp, (p, hw) in sorted(behind.items()))
-            raise SourceStalled(f"no records for {now - self._progress_at:.0f} s while behind: {lagging}")
-
-
 class KafkaSource:
     """The clickstream topic, read by a consumer group, committed only when told."""
 
@@ -187,7 +157,7 @@ class KafkaSource:
         # whether or not the group's commit of it went through
         self._processed: dict[TopicPartition, int] = {}
         self._read: dict[TopicPartition, int] = {}  # the next offset after the last record handed out
-        self._stall = StallWatch(settings.stall_timeout_s)
+        self._stall = StallWatch(settings.stall_timeout_s, read_ends=self._read_ends)
 
     def _await_topic(self, topic: str, wait_s: float) -> None:
         """Wait until the topic's partitions are in the client's metadata before joining the group.
@@ -228,8 +198,22 @@ class KafkaSource:
         return position.offset if position is not None else self._read.get(tp)
 
     def _watch_for_stall(self, got_records: bool) -> None:
-        assignment = self.consumer.assignment()
-        self._stall.observe(got_records, {tp: (self._position(tp), self.consumer.highwater(tp)) for tp in assignment})
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        member = str(getattr(coordinator, "state", "<unknown>")).strip("<>")
+        view = ConsumerView(
+            ends={tp: (self._position(tp), self.consumer.highwater(tp)) for tp in self.consumer.assignment()},
+            member=member,
+            coordinator_known=getattr(coordinator, "coordinator_id", None) is not None,
+        )
+        self._stall.observe(got_records, view)
+
+    def _read_ends(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        """The partitions' ends as the broker reports them now (the last stable offsets under read_committed)."""
+        timeout_s = min(max(self.settings.stall_timeout_s, 1.0), 30.0)
+        ends: Mapping[TopicPartition, int] = self.consumer.end_offsets(
+            list(partitions), timeout_ms=int(timeout_s * 1000)
+        )
+        return ends
 
     def commit(self, batch: Sequence[SourceRecord]) -> None:
         if not batch:

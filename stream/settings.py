@@ -89,8 +89,9 @@ class KafkaSettings(BaseModel):
         120.0,
         ge=0,
         description=(
-            "no record for this long while the assigned partitions lag behind their last known end: the consumer "
-            "is stuck (seen after a broker restart), so the worker rebuilds its clients from the checkpoint; 0 = off"
+            "no record and no progress for this long while there is input to read (behind the known end, or the "
+            "broker says so) or the group join does not finish: the consumer is stuck (seen after a broker "
+            "restart), so the worker rebuilds its clients from the checkpoint; 0 = off"
         ),
     )
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field(

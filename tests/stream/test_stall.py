@@ -7,11 +7,12 @@ import threading
 import time
 
 import pytest
+from kafka.errors import KafkaTimeoutError
 from kafka.structs import TopicPartition
 
 from stream.errors import SourceStalled
-from stream.kafka_io import StallWatch
 from stream.metrics import Health, StallReporter
+from stream.stall_watch import ConsumerView, StallWatch
 
 TP = TopicPartition("clicks", 0)
 
@@ -24,45 +25,89 @@ class _Clock:
         return self.now
 
 
+def _view(position, highwater, member="stable"):
+    return ConsumerView(ends={TP: (position, highwater)}, member=member)
+
+
+def _run(watch, clock, seconds, view_at, records_at=lambda t: False):
+    for t in range(seconds):
+        clock.now = float(t)
+        watch.observe(records_at(t), view_at(t))
+
+
 def test_a_lagging_partition_whose_position_never_moves_is_a_stall():
     clock = _Clock()
     watch = StallWatch(15.0, clock)
-    for t in range(0, 15):
-        clock.now = float(t)
-        watch.observe(False, {TP: (100, 500)})  # behind by 400, nothing arrives
+    _run(watch, clock, 15, lambda t: _view(100, 500))  # behind by 400, nothing arrives
     clock.now = 15.0
-    with pytest.raises(SourceStalled, match=r"clicks\[0\] at 100 of 500"):
-        watch.observe(False, {TP: (100, 500)})
+    with pytest.raises(SourceStalled, match=r"behind the highwater mark .*clicks\[0\] at 100 of 500"):
+        watch.observe(False, _view(100, 500))
 
 
 @pytest.mark.parametrize(
-    "ends_at",
+    "view_at",
     [
-        lambda t: (100 + t, 500),  # the position moves (e.g. over transaction markers)
-        lambda t: (500, 500),  # caught up: idle is not a stall
-        lambda t: (None, 500),  # position not known yet (a fresh assignment)
-        lambda t: (100, None),  # no fetch answered yet: the end is unknown
+        lambda t: _view(100 + t, 500),  # the position moves (e.g. over transaction markers)
+        lambda t: _view(500, 500),  # caught up: idle is not a stall
+        lambda t: ConsumerView(ends={}, member="stable"),  # a stable member with nothing assigned is idle
     ],
-    ids=["moving", "caught-up", "no-position", "no-highwater"],
+    ids=["moving", "caught-up", "stable-nothing-assigned"],
 )
-def test_progress_idleness_or_unknown_ends_are_not_stalls(ends_at):
+def test_progress_or_idleness_is_not_a_stall(view_at):
+    clock = _Clock()
+    watch = StallWatch(15.0, clock, read_ends=lambda tps: pytest.fail("no need to ask the broker"))
+    _run(watch, clock, 100, view_at)
+
+
+class _Broker:
+    """Answers end-offset lookups, counting them."""
+
+    def __init__(self, end=None, error=None):
+        self.end, self.error, self.asked = end, error, 0
+
+    def __call__(self, tps):
+        self.asked += 1
+        if self.error is not None:
+            raise self.error
+        return {tp: self.end for tp in tps}
+
+
+@pytest.mark.parametrize("position", [100, None], ids=["no-highwater", "no-position"])
+def test_an_unknown_end_is_asked_of_the_broker_once_per_limit(position):
+    clock = _Clock()
+    caught_up = _Broker(end=position or 0)
+    watch = StallWatch(15.0, clock, read_ends=caught_up)
+    _run(watch, clock, 100, lambda t: _view(position, None))  # a fresh consumer whose fetch never answered
+    assert caught_up.asked == 100 // 15  # the broker says it is caught up: idle, looked at again each limit
+
+    behind = _Broker(end=500)
+    watch = StallWatch(15.0, clock, read_ends=behind)
+    with pytest.raises(SourceStalled, match=r"behind the end the broker reports \(clicks\[0\] ends at 500\)"):
+        _run(watch, clock, 100, lambda t: _view(position, None))
+    assert behind.asked == 1
+
+
+def test_a_broker_that_cannot_say_where_the_partition_ends_is_a_stall():
+    clock = _Clock()
+    watch = StallWatch(15.0, clock, read_ends=_Broker(error=KafkaTimeoutError("no answer in 15000 ms")))
+    with pytest.raises(SourceStalled, match=r"does not say where clicks\[0\] end.*KafkaTimeoutError"):
+        _run(watch, clock, 100, lambda t: _view(100, None))
+
+
+def test_a_join_that_never_finishes_is_a_stall():
     clock = _Clock()
     watch = StallWatch(15.0, clock)
-    for t in range(0, 100):
-        clock.now = float(t)
-        watch.observe(False, {TP: ends_at(t)})
+    with pytest.raises(SourceStalled, match=r"the group join does not finish .*assigned: nothing; member rebalancing"):
+        _run(watch, clock, 100, lambda t: ConsumerView(ends={}, member="rebalancing"))
 
 
 def test_records_reset_the_clock_and_zero_turns_the_watch_off():
     clock = _Clock()
     watch = StallWatch(15.0, clock)
-    for t in range(0, 100):
-        clock.now = float(t)
-        watch.observe(t % 10 == 0, {TP: (100, 500)})  # a record every 10 s at an unchanged position
+    # a record every 10 s at an unchanged position
+    _run(watch, clock, 100, lambda t: _view(100, 500), records_at=lambda t: t % 10 == 0)
     off = StallWatch(0.0, clock)
-    for t in range(100, 200):
-        clock.now = float(t)
-        off.observe(False, {TP: (100, 500)})
+    _run(off, clock, 100, lambda t: _view(100, 500))
 
 
 def test_a_stuck_loop_logs_where_it_is_stuck_once_per_stall(caplog):
