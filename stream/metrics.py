@@ -160,17 +160,17 @@ class Health:
         self.detail.update(detail)
 
     def report(self) -> tuple[bool, dict[str, Any]]:
-        since = self.clock() - self.beat
+        ok, body, _ = self.status()
+        return ok, body
+
+    def status(self) -> tuple[bool, dict[str, Any], float]:
+        """:meth:`report` and the heartbeat it judged, read once (the loop thread may tick meanwhile)."""
+        beat, state = self.beat, self.state
+        since = self.clock() - beat
         # restoring replays a checkpoint's gap and recovering waits out a backoff: both report, neither beats
-        ok = self.state in ("starting", "restoring", "recovering") or (
-            self.state != "stopped" and since <= self.stall_s
-        )
-        return ok, {
-            "status": "ok" if ok else "unhealthy",
-            "state": self.state,
-            "seconds_since_loop": round(since, 3),
-            **self.detail,
-        }
+        ok = state in ("starting", "restoring", "recovering") or (state != "stopped" and since <= self.stall_s)
+        body = {"status": "ok" if ok else "unhealthy", "state": state, "seconds_since_loop": round(since, 3)}
+        return ok, body | self.detail, beat
 
 
 class StallReporter:
@@ -189,8 +189,7 @@ class StallReporter:
     def _watch(self) -> None:
         reported_beat: float | None = None
         while not self._stop.wait(self._every):
-            ok, body = self.health.report()
-            beat = self.health.beat
+            ok, body, beat = self.health.status()
             if ok or body["state"] == "stopped" or beat == reported_beat:
                 continue
             reported_beat = beat

@@ -7,7 +7,7 @@ import signal
 import orjson
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
-from kafka_helpers import group_done, start_worker, wait_for
+from kafka_helpers import group_done, run_process_to_end, start_worker, wait_for
 
 from stream.recording import iter_topic, produce_values
 from stream.replay import replay_files
@@ -50,14 +50,8 @@ def test_sigterm_mid_stream_then_restart_loses_nothing(tmp_path, kafka_settings)
     assert "stopped cleanly" in log1, log1[-3000:]
 
     assert not group_done(kafka_settings, len(values)), "the first worker finished before the stop"
-    second = start_worker(kafka_settings, state_dir, tmp_path / "w2.log", **SMALL_BATCHES)
-    try:
-        wait_for(lambda: group_done(kafka_settings, len(values)), timeout=120, what="all events consumed")
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(timeout=60) == 0
-    finally:
-        if second.poll() is None:
-            second.kill()
+    resumed = kafka_settings.model_copy(update={"state_dir": state_dir})
+    run_process_to_end(resumed, tmp_path / "w2.log", len(values), timeout=120, **SMALL_BATCHES)
     assert "restored state" in (tmp_path / "w2.log").read_text()
 
     got = _decisions(kafka_settings)
