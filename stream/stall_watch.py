@@ -62,11 +62,13 @@ class StallWatch:
     After ``limit_s`` without records and without a position moving:
 
     - a partition behind its known highwater mark is a stall;
-    - a partition whose position or highwater mark is still unknown: ``read_ends`` asks the broker for its end
-      (the last stable offset under ``read_committed``); behind it is a stall, and so is a broker that cannot
-      answer within the lookup's own timeout;
+    - otherwise ``read_ends`` asks the broker where the assigned partitions end (the last stable offsets under
+      ``read_committed``): a position behind that end is a stall, and so is a broker that cannot answer within
+      the lookup's own timeout. The client's own highwater marks are not trusted to say "caught up": they come
+      from fetch responses, a fresh consumer has none, and after a broker restart one was seen stale, equal to
+      the position, while no fetch went out any more. A consumer the broker confirms caught up is idle;
     - nothing assigned while the member is not stable (a join that never finishes) is a stall; a stable member
-      with nothing assigned (more workers than partitions) is idle, as is a consumer caught up everywhere.
+      with nothing assigned (more workers than partitions) is idle.
 
     Records, a moving position (e.g. past transaction markers), a new assignment or a lookup that finds the
     consumer caught up reset the clock. An input transaction left open longer than the limit holds the position
@@ -111,20 +113,20 @@ class StallWatch:
         behind = [tp for tp, (pos, hw) in view.ends.items() if pos is not None and hw is not None and pos < hw]
         if behind:
             return "behind the highwater mark"
-        unknown = [tp for tp, (pos, hw) in view.ends.items() if pos is None or hw is None]
-        if not unknown:
-            return None  # caught up everywhere
         if self.read_ends is None:
             return None
+        # Caught up as far as the client knows, or it does not know: its highwater marks come from fetch
+        # responses, and a broker just restarted was seen to report a stale one before the fetches stopped.
+        assigned = sorted(view.ends)
         try:
-            ends = self.read_ends(unknown)
+            ends = self.read_ends(assigned)
         except Exception as exc:
-            return f"the broker does not say where {_names(unknown)} end ({type(exc).__name__}: {exc})"
-        lagging = [tp for tp in unknown if tp in ends and (view.ends[tp][0] or 0) < ends[tp]]
+            return f"the broker does not say where {_names(assigned)} end ({type(exc).__name__}: {exc})"
+        lagging = [tp for tp in assigned if tp in ends and (view.ends[tp][0] or 0) < ends[tp]]
         if lagging:
-            found = ", ".join(f"{tp.topic}[{tp.partition}] ends at {ends[tp]}" for tp in sorted(lagging))
+            found = ", ".join(f"{tp.topic}[{tp.partition}] ends at {ends[tp]}" for tp in lagging)
             return f"behind the end the broker reports ({found})"
-        log.debug("stall watch: %s caught up by the broker's end offsets %s", _names(unknown), ends)
+        log.debug("stall watch: %s caught up by the broker's end offsets %s", _names(assigned), ends)
         return None
 
 
