@@ -22,6 +22,7 @@ from kafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
     KafkaError,
+    KafkaTimeoutError,
     RebalanceInProgressError,
     TopicAlreadyExistsError,
     UnknownMemberIdError,
@@ -157,7 +158,8 @@ class KafkaSource:
         # whether or not the group's commit of it went through
         self._processed: dict[TopicPartition, int] = {}
         self._read: dict[TopicPartition, int] = {}  # the next offset after the last record handed out
-        self._stall = StallWatch(settings.stall_timeout_s, read_ends=self._read_ends)
+        self._started: dict[TopicPartition, int] = {}  # where the group started, per partition (start_offsets)
+        self._stall = StallWatch(settings.stall_timeout_s, probe=self._probe)
 
     def _await_topic(self, topic: str, wait_s: float) -> None:
         """Wait until the topic's partitions are in the client's metadata before joining the group.
@@ -200,20 +202,47 @@ class KafkaSource:
     def _watch_for_stall(self, got_records: bool) -> None:
         coordinator = getattr(self.consumer, "_coordinator", None)
         member = str(getattr(coordinator, "state", "<unknown>")).strip("<>")
+        assigned = self.consumer.assignment()
+        next_offsets = {tp: off for tp in assigned if (off := self._read.get(tp, self._started.get(tp))) is not None}
         view = ConsumerView(
-            ends={tp: (self._position(tp), self.consumer.highwater(tp)) for tp in self.consumer.assignment()},
+            ends={tp: (self._position(tp), self.consumer.highwater(tp)) for tp in assigned},
             member=member,
             coordinator_known=getattr(coordinator, "coordinator_id", None) is not None,
+            next=next_offsets,
         )
         self._stall.observe(got_records, view)
 
-    def _read_ends(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
-        """The partitions' ends as the broker reports them now (the last stable offsets under read_committed)."""
+    def _probe(self, starts: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Read the partitions afresh from ``starts`` with a throw-away consumer (no group, same isolation): the
+        offset of the first record found per partition; partitions read to their end without one are left out
+        (caught up, or only transaction markers and aborted records in between)."""
         timeout_s = min(max(self.settings.stall_timeout_s, 1.0), 30.0)
-        ends: Mapping[TopicPartition, int] = self.consumer.end_offsets(
-            list(partitions), timeout_ms=int(timeout_s * 1000)
+        deadline = time.monotonic() + timeout_s
+        reader = KafkaConsumer(
+            **self.settings.client_options(),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level=self.settings.isolation_level,
         )
-        return ends
+        try:
+            ends = reader.end_offsets(list(starts), timeout_ms=int(timeout_s * 1000))
+            pending = {tp: start for tp, start in starts.items() if start < ends[tp]}
+            reader.assign(list(pending))
+            for tp, start in pending.items():
+                reader.seek(tp, start)
+            found: dict[TopicPartition, int] = {}
+            while pending:
+                if time.monotonic() > deadline:
+                    raise KafkaTimeoutError(f"{len(pending)} partitions not read to their end in {timeout_s:.0f} s")
+                for tp, messages in reader.poll(timeout_ms=200, max_records=1).items():
+                    if messages and tp in pending:
+                        found[tp] = messages[0].offset
+                        del pending[tp]
+                for tp in [tp for tp in pending if reader.position(tp) >= ends[tp]]:
+                    del pending[tp]
+            return found
+        finally:
+            reader.close()
 
     def commit(self, batch: Sequence[SourceRecord]) -> None:
         if not batch:
@@ -289,7 +318,9 @@ class KafkaSource:
         ]
         committed = {tp: self.consumer.committed(tp) for tp in tps}
         first = self.consumer.beginning_offsets([tp for tp, off in committed.items() if off is None])
-        return {tp: first[tp] if off is None else off for tp, off in committed.items()}
+        starts = {tp: first[tp] if off is None else off for tp, off in committed.items()}
+        self._started.update(starts)
+        return starts
 
     def lag(self) -> int:
         """Messages behind the newest the broker reported (fetch responses' highwater marks) on the assigned

@@ -89,9 +89,10 @@ class KafkaSettings(BaseModel):
         120.0,
         ge=0,
         description=(
-            "no record and no progress for this long while there is input to read (behind the known end, or the "
-            "broker says so) or the group join does not finish: the consumer is stuck (seen after a broker "
-            "restart), so the worker rebuilds its clients from the checkpoint; 0 = off"
+            "no record and no progress for this long while there is input to read (behind the known end, or a "
+            "fresh reader finds records from the worker's next offset) or the group join does not finish: the "
+            "consumer is stuck (seen after a broker restart), so the worker rebuilds its clients from the "
+            "checkpoint; 0 = off"
         ),
     )
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field(

@@ -1,11 +1,13 @@
 """Notice a consumer that stopped receiving records although there is more to read.
 
 kafka-python 3.0.12 was seen, after a broker restart, to poll for ever without a fetch going out (no error, no
-log line): a worker sitting silent with a full topic in front of it. And a consumer rebuilt right after such a
-restart can sit just as silent before its first fetch answers, so that it does not even know how far behind it
-is. :class:`StallWatch` looks at what the consumer knows after each poll and, when nothing has moved for
-``limit_s``, decides whether that is idleness (caught up, or a stable member with nothing assigned) or a stall,
-which it raises as :class:`~stream.errors.SourceStalled` so that the worker rebuilds its clients.
+log line): a worker sitting silent with a full topic in front of it. A consumer rebuilt right after such a
+restart could sit just as silent, and one was seen stuck while its own view said it had nothing left to read
+(group stable, partition assigned, the committed offset 9,679 behind the end). So the client's view cannot
+settle the question. :class:`StallWatch` looks at it after each poll and, when nothing has moved for
+``limit_s``, has a throw-away reader (the source's ``probe``) read from where the worker is: records there that
+the consumer does not return are a stall, raised as :class:`~stream.errors.SourceStalled` so that the worker
+rebuilds its clients; nothing there (caught up, or only transaction markers and aborted records) is idleness.
 """
 
 from __future__ import annotations
@@ -24,16 +26,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ConsumerView:
-    """What the consumer knows after a poll, without asking the broker.
+    """What the consumer and the worker know after a poll, without asking the broker.
 
-    ``ends`` maps each assigned partition to (fetch position, highwater mark), either unknown (``None``): the
-    position before the group's committed offset is fetched, the highwater before a fetch answers. ``member``
-    is the group membership state ("stable", "rebalancing", "unjoined").
+    ``ends`` maps each assigned partition to the client's (fetch position, highwater mark), either unknown
+    (``None``): the position before the group's committed offset is fetched, the highwater before a fetch
+    answers. ``next`` is, per partition, the offset of the next record the worker would process (after the
+    last one handed to it, else where the group started), which the client's position may have passed without
+    handing anything over. ``member`` is the group membership state ("stable", "rebalancing", "unjoined").
     """
 
     ends: Mapping[TopicPartition, tuple[int | None, int | None]]
     member: str = "stable"
     coordinator_known: bool = True
+    next: Mapping[TopicPartition, int] = field(default_factory=dict)
     progress: Mapping[TopicPartition, int | None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -41,7 +46,7 @@ class ConsumerView:
 
     def describe(self) -> str:
         parts = ", ".join(
-            f"{tp.topic}[{tp.partition}] at {_unknown(pos)} of {_unknown(hw)}"
+            f"{_name(tp)} at {_unknown(pos)} of {_unknown(hw)} (next for the worker: {_unknown(self.next.get(tp))})"
             for tp, (pos, hw) in sorted(self.ends.items())
         )
         coordinator = "known" if self.coordinator_known else "unknown"
@@ -52,7 +57,13 @@ def _unknown(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
-EndLookup = Callable[[Sequence[TopicPartition]], Mapping[TopicPartition, int]]
+def _name(tp: TopicPartition) -> str:
+    return f"{tp.topic}[{tp.partition}]"
+
+
+# Given the next offset the worker would process per partition, the offset of the first record a fresh reader
+# finds at or after it, for the partitions where it finds one.
+Probe = Callable[[Mapping[TopicPartition, int]], Mapping[TopicPartition, int]]
 
 
 class StallWatch:
@@ -61,29 +72,29 @@ class StallWatch:
 
     After ``limit_s`` without records and without a position moving:
 
-    - a partition behind its known highwater mark is a stall;
-    - otherwise ``read_ends`` asks the broker where the assigned partitions end (the last stable offsets under
-      ``read_committed``): a position behind that end is a stall, and so is a broker that cannot answer within
-      the lookup's own timeout. The client's own highwater marks are not trusted to say "caught up": they come
-      from fetch responses, a fresh consumer has none, and after a broker restart one was seen stale, equal to
-      the position, while no fetch went out any more. A consumer the broker confirms caught up is idle;
     - nothing assigned while the member is not stable (a join that never finishes) is a stall; a stable member
-      with nothing assigned (more workers than partitions) is idle.
+      with nothing assigned (more workers than partitions) is idle;
+    - a partition whose position is behind its known highwater mark is a stall;
+    - otherwise ``probe`` reads each assigned partition afresh from the worker's next offset: a record there is
+      a stall (the consumer has it to give and does not), and so is a probe that fails; nothing there is
+      idleness (caught up, or only transaction markers and aborted records, which read_committed skips). The
+      client's own position and highwater marks are not trusted to say "caught up": one was seen stuck with
+      its view claiming exactly that.
 
-    Records, a moving position (e.g. past transaction markers), a new assignment or a lookup that finds the
-    consumer caught up reset the clock. An input transaction left open longer than the limit holds the position
-    below the highwater mark (read_committed stops at it); the rebuild that follows is harmless.
+    Records, a moving position, a new assignment or an idle verdict reset the clock, so an idle worker probes
+    once per ``limit_s``. An input transaction left open longer than the limit holds the position below the
+    highwater mark (read_committed stops at it); the rebuild that follows is harmless.
     """
 
     def __init__(
         self,
         limit_s: float,
         clock: Callable[[], float] = time.monotonic,
-        read_ends: EndLookup | None = None,
+        probe: Probe | None = None,
     ) -> None:
         self.limit_s = limit_s
         self.clock = clock
-        self.read_ends = read_ends
+        self.probe = probe
         self._progress: Mapping[TopicPartition, int | None] = {}
         self._member = ""
         self._progress_at = clock()
@@ -113,22 +124,22 @@ class StallWatch:
         behind = [tp for tp, (pos, hw) in view.ends.items() if pos is not None and hw is not None and pos < hw]
         if behind:
             return "behind the highwater mark"
-        if self.read_ends is None:
+        if self.probe is None:
             return None
-        # Caught up as far as the client knows, or it does not know: its highwater marks come from fetch
-        # responses, and a broker just restarted was seen to report a stale one before the fetches stopped.
-        assigned = sorted(view.ends)
+        starts = {tp: view.next.get(tp, pos) for tp, (pos, _) in view.ends.items()}
+        unplaced = sorted(tp for tp, start in starts.items() if start is None)
+        if unplaced:
+            return f"{_names(unplaced)} have no position"
         try:
-            ends = self.read_ends(assigned)
+            found = self.probe({tp: start for tp, start in starts.items() if start is not None})
         except Exception as exc:
-            return f"the broker does not say where {_names(assigned)} end ({type(exc).__name__}: {exc})"
-        lagging = [tp for tp in assigned if tp in ends and (view.ends[tp][0] or 0) < ends[tp]]
-        if lagging:
-            found = ", ".join(f"{tp.topic}[{tp.partition}] ends at {ends[tp]}" for tp in lagging)
-            return f"behind the end the broker reports ({found})"
-        log.debug("stall watch: %s caught up by the broker's end offsets %s", _names(assigned), ends)
+            return f"a fresh reader cannot read {_names(sorted(starts))} ({type(exc).__name__}: {exc})"
+        if found:
+            records = ", ".join(f"{_name(tp)} at {offset}" for tp, offset in sorted(found.items()))
+            return f"a fresh reader finds records the consumer does not return ({records})"
+        log.info("no records for %.0f s and a fresh reader finds none either: idle (%s)", self.limit_s, view.describe())
         return None
 
 
 def _names(tps: Sequence[TopicPartition]) -> str:
-    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps))
+    return ", ".join(_name(tp) for tp in sorted(tps))

@@ -25,8 +25,10 @@ class _Clock:
         return self.now
 
 
-def _view(position, highwater, member="stable"):
-    return ConsumerView(ends={TP: (position, highwater)}, member=member)
+def _view(position, highwater, member="stable", next_offset=None):
+    return ConsumerView(
+        ends={TP: (position, highwater)}, member=member, next={} if next_offset is None else {TP: next_offset}
+    )
 
 
 def _run(watch, clock, seconds, view_at, records_at=lambda t: False):
@@ -54,49 +56,62 @@ def test_a_lagging_partition_whose_position_never_moves_is_a_stall():
 )
 def test_progress_or_idleness_is_not_a_stall(view_at):
     clock = _Clock()
-    watch = StallWatch(15.0, clock, read_ends=lambda tps: pytest.fail("no need to ask the broker"))
+    watch = StallWatch(15.0, clock, probe=lambda starts: pytest.fail("no need to read afresh"))
     _run(watch, clock, 100, view_at)
 
 
-class _Broker:
-    """Answers end-offset lookups, counting them."""
+class _Reader:
+    """A fresh reader: finds a record at ``record_at`` or later, if any; counts its reads."""
 
-    def __init__(self, end=None, error=None):
-        self.end, self.error, self.asked = end, error, 0
+    def __init__(self, record_at=None, error=None):
+        self.record_at, self.error, self.starts = record_at, error, []
 
-    def __call__(self, tps):
-        self.asked += 1
+    def __call__(self, starts):
+        self.starts.append(dict(starts))
         if self.error is not None:
             raise self.error
-        return {tp: self.end for tp in tps}
+        return {tp: max(s, self.record_at) for tp, s in starts.items() if self.record_at is not None}
 
 
 @pytest.mark.parametrize(
-    "position, highwater",
-    [(100, None), (None, None), (100, 100)],
-    ids=["no-highwater", "no-position", "stale-highwater"],
+    "position, highwater, next_offset",
+    [
+        (100, None, 100),  # a fresh consumer whose first fetch never answered knows no end
+        (None, None, 100),  # nor its position
+        (100, 100, 100),  # its view says caught up
+        (500, 500, 100),  # its position passed records it never handed over (seen after a broker restart)
+    ],
+    ids=["no-highwater", "no-position", "caught-up-view", "position-past-the-worker"],
 )
-def test_the_broker_says_whether_a_quiet_consumer_is_caught_up_once_per_limit(position, highwater):
-    # a fresh consumer whose first fetch never answered knows no end; after a broker restart a consumer was
-    # seen with a stale highwater mark equal to its position, and no fetch going out any more
+def test_a_quiet_consumer_is_read_afresh_from_the_workers_next_offset_once_per_limit(position, highwater, next_offset):
     clock = _Clock()
-    caught_up = _Broker(end=position or 0)
-    watch = StallWatch(15.0, clock, read_ends=caught_up)
-    _run(watch, clock, 100, lambda t: _view(position, highwater))
-    assert caught_up.asked == 100 // 15  # caught up: idle, looked at again after each limit
+    nothing = _Reader(record_at=None)  # caught up, or only transaction markers / aborted records
+    watch = StallWatch(15.0, clock, probe=nothing)
+    _run(watch, clock, 100, lambda t: _view(position, highwater, next_offset=next_offset))
+    assert nothing.starts == [{TP: next_offset}] * (100 // 15)  # idle: read again after each limit
 
-    behind = _Broker(end=500)
-    watch = StallWatch(15.0, clock, read_ends=behind)
-    with pytest.raises(SourceStalled, match=r"behind the end the broker reports \(clicks\[0\] ends at 500\)"):
-        _run(watch, clock, 100, lambda t: _view(position, highwater))
-    assert behind.asked == 1
+    records = _Reader(record_at=next_offset + 3)
+    watch = StallWatch(15.0, clock, probe=records)
+    with pytest.raises(SourceStalled, match=r"a fresh reader finds records the consumer does not return \(clicks"):
+        _run(watch, clock, 100, lambda t: _view(position, highwater, next_offset=next_offset))
+    assert len(records.starts) == 1
 
 
-def test_a_broker_that_cannot_say_where_the_partition_ends_is_a_stall():
+def test_without_the_workers_next_offset_the_read_starts_at_the_position_and_needs_one():
     clock = _Clock()
-    watch = StallWatch(15.0, clock, read_ends=_Broker(error=KafkaTimeoutError("no answer in 15000 ms")))
-    with pytest.raises(SourceStalled, match=r"does not say where clicks\[0\] end.*KafkaTimeoutError"):
-        _run(watch, clock, 100, lambda t: _view(100, None))
+    reader = _Reader(record_at=None)
+    watch = StallWatch(15.0, clock, probe=reader)
+    _run(watch, clock, 20, lambda t: _view(100, None))
+    assert reader.starts == [{TP: 100}]
+    with pytest.raises(SourceStalled, match=r"clicks\[0\] have no position"):
+        _run(StallWatch(15.0, clock, probe=reader), clock, 20, lambda t: _view(None, None))
+
+
+def test_a_fresh_reader_that_fails_is_a_stall():
+    clock = _Clock()
+    watch = StallWatch(15.0, clock, probe=_Reader(error=KafkaTimeoutError("not read to their end in 15 s")))
+    with pytest.raises(SourceStalled, match=r"a fresh reader cannot read clicks\[0\].*KafkaTimeoutError"):
+        _run(watch, clock, 100, lambda t: _view(100, None, next_offset=100))
 
 
 def test_a_join_that_never_finishes_is_a_stall():
