@@ -39,10 +39,11 @@ class ConsumerView:
     member: str = "stable"
     coordinator_known: bool = True
     next: Mapping[TopicPartition, int] = field(default_factory=dict)
-    progress: Mapping[TopicPartition, int | None] = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "progress", {tp: pos for tp, (pos, _) in self.ends.items()})
+    @property
+    def progress(self) -> dict[TopicPartition, int | None]:
+        """The client's positions: what moves when the consumer makes progress."""
+        return {tp: pos for tp, (pos, _) in self.ends.items()}
 
     def describe(self) -> str:
         parts = ", ".join(
@@ -127,13 +128,13 @@ class StallWatch:
         if self.probe is None:
             return None
         starts = {tp: view.next.get(tp, pos) for tp, (pos, _) in view.ends.items()}
-        unplaced = sorted(tp for tp, start in starts.items() if start is None)
+        unplaced = [tp for tp, start in starts.items() if start is None]
         if unplaced:
             return f"{_names(unplaced)} have no position"
         try:
             found = self.probe({tp: start for tp, start in starts.items() if start is not None})
         except Exception as exc:
-            return f"a fresh reader cannot read {_names(sorted(starts))} ({type(exc).__name__}: {exc})"
+            return f"a fresh reader cannot read {_names(list(starts))} ({type(exc).__name__}: {exc})"
         if found:
             records = ", ".join(f"{_name(tp)} at {offset}" for tp, offset in sorted(found.items()))
             return f"a fresh reader finds records the consumer does not return ({records})"
