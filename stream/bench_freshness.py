@@ -45,7 +45,7 @@ from models.metrics import auc_summary, calibration, log_loss
 from models.registry import Registry, Snapshot
 from models.retrain import NIGHTLY_PARAMS, RetrainConfig, retrain
 from models.sampling import DEFAULT_TIERS
-from stream.benchmark import machine
+from stream.bench_machine import machine
 from stream.jsonl import dumps_line, open_binary
 from stream.replay import replay_files
 from stream.settings import Settings, load_settings

@@ -28,7 +28,7 @@ import orjson
 from bandits.ope.evaluate import evaluate
 from bandits.ope.logs import LoggedRounds, read_obd
 from bandits.ope.obd import OBD_WHEEL, obd_csv
-from stream.benchmark import machine
+from stream.bench_machine import machine
 from stream.settings import PolicySettings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -43,7 +43,7 @@ from bandits.context import DEFAULT_CONTEXT
 from bandits.registry import make_policy
 from models.features import user_vector
 from models.learners.registry import make_learners
-from stream.benchmark import machine
+from stream.bench_machine import machine
 from stream.records import OutputKind, SourceRecord
 from stream.replay import build_processor, decider
 from stream.settings import Settings, load_settings

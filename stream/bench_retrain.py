@@ -32,7 +32,7 @@ import orjson
 
 from bandits.offers import default_catalogue
 from models.archive import ArchiveWriter, archive_days
-from stream.benchmark import machine
+from stream.bench_machine import machine
 from stream.simulator import Simulation
 from stream.simulator.closed_loop import closed_loop_run
 

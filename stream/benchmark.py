@@ -1,7 +1,11 @@
 """``make bench``: replay throughput, and the worker beside a raw kafka-python pass-through, in one run.
 
 Measured here, printed and written to ``.run/bench/results.json``:
-1. **replay**: simulated events (file) → the full processing core → files; events/s over ``--runs`` runs.
+1. **replay**: simulated events (file) → the full processing core (River learners, the nightly XGBoost snapshot,
+   the default linear Thompson sampling policy) → files; events/s over ``--runs`` runs, and where the time goes:
+   µs per event in each stage of :mod:`stream.stages` (the worker's own stage clock; medians over the runs).
+   The snapshot is trained first, untimed: one replay with the archive on, then the nightly retrain as of the
+   day before the last into a throw-away registry, whose promoted snapshot every timed run scores with.
 2. **broker**: the same events produced once to an input topic; then, alternately and ``--runs`` times each,
    (a) a raw kafka-python consume → produce pass-through (no parsing, same batch and producer settings,
    flush + commit per poll) and (b) the offerstream worker (fresh consumer group each run), each timed from
@@ -14,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -29,54 +31,59 @@ import orjson
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 
+from models.archive import archive_days
+from stream.bench_freshness import nightly
+from stream.bench_machine import machine
 from stream.kafka_io import ensure_topics, make_producer
 from stream.pipeline import PipelineStats
 from stream.recording import produce_files
 from stream.replay import replay_files
 from stream.settings import Settings, load_settings
 from stream.simulator import simulate_to_file
+from stream.stages import STAGES
 from stream.worker import run_worker
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "kafka-python": version("kafka-python"),
-        "river": version("river"),
-        "numpy": version("numpy"),
-        "platform": platform.platform(),
-    }
+def snapshot_registry(events: Path, seed: int, workdir: Path) -> tuple[Path, str | None]:
+    """Replay ``events`` once with the archive on and retrain as of the day before the last: the registry the
+    timed replays load their snapshot from, and the promoted version (None when the retrain promoted nothing)."""
+    archive, registry = workdir / "archive", workdir / "registry"
+    settings = load_settings(
+        env={}, overrides={"seed": seed, "models": {"archive": str(archive), "archive_writer_id": "bench"}}
+    )
+    replay_files([events], settings, workdir / "warmup-decisions.jsonl", workdir / "warmup-dead.jsonl")
+    report = nightly(archive, registry, archive_days(archive, "events")[-2], settings, seed)
+    return registry, report["version"] if report["gate"]["promote"] else None
 
 
 def bench_replay(events: Path, settings: Settings, runs: int, workdir: Path) -> dict[str, Any]:
     rates = []
+    stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
     for i in range(runs):
-        _, stats, counts = replay_files(
+        core, stats, counts = replay_files(
             [events], settings, workdir / f"d{i}.jsonl", workdir / f"x{i}.jsonl", workdir / f"r{i}.jsonl"
         )
         rates.append(stats.records / stats.seconds)
+        for stage, ns in core.clock.ns.items():
+            stages[stage].append(ns / stats.records / 1000)
+    per_stage = {stage: round(statistics.median(us), 2) for stage, us in stages.items()}
     return {
-        "what": "file source -> parse/validate -> state -> features -> Thompson policy -> rewards -> file sinks",
+        "what": "file source -> parse/validate -> state and features -> snapshot scoring -> online learners -> "
+        "linear Thompson sampling -> rewards -> file sinks",
         "events": stats.records,
         "decisions": counts["decision"],  # type: ignore[index]
+        "snapshot": core.model_snapshot.version if core.model_snapshot is not None else None,
         "runs": runs,
         "events_per_s": {
             "median": round(statistics.median(rates)),
             "min": round(min(rates)),
             "max": round(max(rates)),
         },
+        "us_per_event_by_stage": per_stage,
+        "us_per_event_timed": round(sum(per_stage.values()), 2),
+        "us_per_event_wall": round(1e6 / statistics.median(rates), 2),
     }
 
 
@@ -197,18 +204,26 @@ def main(argv: list[str] | None = None) -> None:
             "users": args.users,
             "events": sim["events"],
         }
-        settings = load_settings(env={}, overrides={"seed": 1})
+        registry, snapshot = snapshot_registry(events, 1, workdir)
+        if snapshot is None:
+            print("warning: the retrain promoted no snapshot; the replay runs without snapshot scoring")
+        settings = load_settings(env={}, overrides={"seed": 1, "models": {"registry": str(registry)}})
         print(
             f"machine: {results['machine']['cpu']} × {results['machine']['cores']} cores, Python "
             f"{results['machine']['python']}, kafka-python {results['machine']['kafka-python']}"
         )
         print(f"input: {sim['events']} simulated events ({args.users} users × {args.days} days, stationary)")
         results["replay"] = bench_replay(events, settings, args.runs, workdir)
-        r = results["replay"]["events_per_s"]
+        replay = results["replay"]
+        r = replay["events_per_s"]
         print(
-            f"replay (full core, file→file, {args.runs} runs): median {r['median']} events/s "
-            f"(min {r['min']}, max {r['max']})"
+            f"replay (full core, snapshot {replay['snapshot']}, file→file, {args.runs} runs): median "
+            f"{r['median']} events/s (min {r['min']}, max {r['max']}), {replay['decisions']} decisions"
         )
+        print("  µs per event by stage (median of the runs):")
+        for stage, us in replay["us_per_event_by_stage"].items():
+            print(f"    {stage:<9} {us:8.2f}")
+        print(f"    {'timed':<9} {replay['us_per_event_timed']:8.2f}   (wall {replay['us_per_event_wall']:.2f})")
         if not args.skip_broker:
             bootstrap, broker_env = _broker(workdir)
             tag = uuid.uuid4().hex[:6]

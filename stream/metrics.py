@@ -16,7 +16,10 @@ Metric names (all prefixed ``offerstream_``):
 * ``model_info{model,version}`` (1 for what scores now), ``model_updates{model}`` (examples each online learner
   and the policy have learned), ``snapshot_age_seconds`` (since the nightly snapshot in use was written);
 * ``transactions_total{outcome}``, ``recoveries_total``, ``checkpoints_total{outcome}``,
-  ``last_batch_timestamp_seconds``.
+  ``last_batch_timestamp_seconds``;
+* ``stage_seconds_total{stage}``: wall time spent in each stage of the pipeline (:mod:`stream.stages`: read,
+  parse, state, snapshot, learners, policy, decide, write); its rate per stage shows where a slow worker's
+  time goes.
 """
 
 from __future__ import annotations
@@ -88,6 +91,10 @@ class WorkerMetrics:
         )
         self.checkpoints = Counter(f"{PREFIX}checkpoints", "state checkpoints, by outcome", ["outcome"], registry=r)
         self.last_batch = Gauge(f"{PREFIX}last_batch_timestamp_seconds", "when the last batch committed", registry=r)
+        self.stage_seconds = Counter(
+            f"{PREFIX}stage_seconds", "wall time spent in each stage of the pipeline", ["stage"], registry=r
+        )
+        self._stage_ns: dict[str, int] = {}
         self.snapshot_age.set(float("nan"))
         self._baseline: dict[str, int] = {}
         self._versions: dict[str, str] = {}
@@ -98,6 +105,7 @@ class WorkerMetrics:
         life of the worker."""
         self._baseline = dict(counters)
         self._tx_seen = {"committed": 0, "aborted": 0}
+        self._stage_ns = {}  # a new core's stage clock starts at zero
 
     def observe_counters(self, counters: Mapping[str, int]) -> None:
         for key, value in counters.items():
@@ -112,6 +120,14 @@ class WorkerMetrics:
                 if key.startswith(prefix):
                     self.labelled[metric].labels(key[len(prefix) :]).inc(delta)
                     break
+
+    def observe_stages(self, ns: Mapping[str, int]) -> None:
+        """The core's stage clock (cumulative nanoseconds per stage) as counter increments."""
+        for stage, total in ns.items():
+            delta = total - self._stage_ns.get(stage, 0)
+            if delta > 0:
+                self.stage_seconds.labels(stage).inc(delta / 1e9)
+                self._stage_ns[stage] = total
 
     def observe_models(self, versions: Mapping[str, str], snapshot_created_ms: int | None, now_ms: int) -> None:
         for model, version in versions.items():

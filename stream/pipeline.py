@@ -5,6 +5,9 @@ batch's input offsets are committed, so nothing committed lacks its effects. Wit
 (:mod:`stream.transactions`) that commit also makes the outputs visible, atomically with the offsets
 (exactly-once); without, a crash between flush and commit repeats the batch (at-least-once, recognisable
 downstream: decision ids are deterministic).
+
+Reading the batch and writing it (serialise, send, flush, commit) are timed into the processor's stage clock
+(:mod:`stream.stages`), beside the core's own stages.
 """
 
 from __future__ import annotations
@@ -38,18 +41,23 @@ def run_pipeline(
 ) -> PipelineStats:
     """Run until the source is exhausted or ``should_stop()``; the last batch is always committed."""
     stats = PipelineStats()
+    stages = processor.clock
     started = clock()
     while not should_stop():
+        t = stages.now()
         batch = source.next_batch(batch_size)
+        stages.lap("read", t)
         if batch is None:
             break
         if batch:
             if before_batch is not None:
                 before_batch()  # e.g. swap to a newly promoted snapshot, between batches only
             outputs = processor.process_batch(batch)
+            t = stages.now()
             sink.write(outputs)
             sink.flush()
             source.commit(batch)
+            stages.lap("write", t)
             stats.records += len(batch)
             stats.outputs += len(outputs)
             stats.batches += 1

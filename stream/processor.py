@@ -55,6 +55,7 @@ from stream.errors import DeadLetterReason, InvalidMessage
 from stream.logs import where
 from stream.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
 from stream.settings import ProcessingSettings
+from stream.stages import StageClock
 from stream.state import InMemoryStore
 from stream.tracking import ClosedSession, StateTracker, Tracked, TrackedEvent
 
@@ -117,8 +118,10 @@ class Processor:
         tz: tzinfo = UTC,
         archive_events: bool = False,
         eligibility: Eligibility | None = None,
+        clock: StageClock | None = None,
     ) -> None:
         self.settings = settings
+        self.clock = clock if clock is not None else StageClock()  # where the time goes (see stream.stages)
         self.policy = policy
         self.seed = seed
         self.tracker = StateTracker(settings, tz)
@@ -150,8 +153,12 @@ class Processor:
         return self.process_batch((record,))
 
     def process_batch(self, records: Sequence[SourceRecord]) -> list[Output]:
+        clock = self.clock
         steps = [self._state_stage(record) for record in records]
+        t = clock.now()
         self._score_snapshot(steps)
+        t = clock.lap("snapshot", t)
+        nested = clock.ns["learners"] + clock.ns["policy"]  # timed inside stage 3; ``decide`` is the rest
         outputs: list[Output] = []
         for step in steps:
             if step.tracked is not None:
@@ -160,33 +167,42 @@ class Processor:
                 except Exception as exc:  # a bug must not stop the stream; logged loudly and dead-lettered
                     step.outputs.append(self._failed(step.record, step.tracked.event, exc))
             outputs.extend(step.outputs)
+        clock.lap("decide", t)
+        clock.ns["decide"] -= clock.ns["learners"] + clock.ns["policy"] - nested
         return outputs
 
     # -- stage 1: contract and state -----------------------------------------------------------------
     def _state_stage(self, record: SourceRecord) -> _Step:
+        clock = self.clock
+        t = clock.now()
         self.counters["records"] += 1
         step = _Step(record)
         if len(record.value) > self.settings.max_message_bytes:
             size = f"{len(record.value)} bytes > max_message_bytes={self.settings.max_message_bytes}"
             step.outputs.append(self._dead(record, DeadLetterReason.OVERSIZED, size))
+            clock.lap("parse", t)
             return step
         try:
             event = parse_event(record.value)
             self._check_time(event, record)
         except InvalidMessage as exc:
             step.outputs.append(self._dead(record, exc.reason, exc.detail))
+            clock.lap("parse", t)
             return step
         if self.recent_ids.seen_before(event.event_id, event.ts_ms):
             window = f"{self.settings.dedup_window_s:g} s"
             step.outputs.append(
                 self._dead(record, DeadLetterReason.DUPLICATE, f"event_id {event.event_id!r} seen within {window}")
             )
+            clock.lap("parse", t)
             return step
+        t = clock.lap("parse", t)
         try:
             # sources are partitions (one topic per worker; files are one partition, read in order)
             step.tracked = self.tracker.apply(event, str(record.partition))
         except Exception as exc:
             step.outputs.append(self._failed(record, event, exc))
+            clock.lap("state", t)
             return step
         self.counters["events"] += 1
         for user_id in step.tracked.expired_users:
@@ -194,6 +210,7 @@ class Processor:
         self.counters["users_expired"] += len(step.tracked.expired_users)
         if self.archive_events:
             step.outputs.append(Output(OutputKind.EVENT, event.user_id.encode(), event_to_dict(event)))
+        clock.lap("state", t)
         return step
 
     def _failed(self, record: SourceRecord, event: TrackedEvent, exc: Exception) -> Output:
@@ -297,6 +314,7 @@ class Processor:
     def _learn_session(self, closed: ClosedSession) -> None:
         """A closed session teaches the intent learner (if it reached a decision point) and the segmenter."""
         self.counters["sessions_closed"] += 1
+        t = self.clock.now()
         intent = self.learners.get("intent")
         if intent is not None and closed.decision_features is not None:
             intent.learn_one(closed.decision_features, closed.purchased, ts_ms=closed.closed_ms)
@@ -304,6 +322,7 @@ class Processor:
         if segments is not None:
             segments.learn_one(closed.user_vector, None, ts_ms=closed.closed_ms)
         self._note_drift(closed.closed_ms)
+        self.clock.lap("learners", t)
 
     def _note_drift(self, ts_ms: int) -> None:
         for name, learner in self.learners.items():
@@ -344,12 +363,16 @@ class Processor:
         shown, converted = self.offer_history.get(event.user_id, (0, 0))
         context = features | offer_history_features(shown, converted) | self._margin_values(features)
         context |= self._offer_terms
+        clock = self.clock
+        tick = clock.now()
         scores = self.online_scores(features) | snapshot_scores  # the learners know the behaviour features only
+        tick = clock.lap("learners", tick)
         seen = context | scores  # what the rules and the policy see, and what the reward's learning gets back
         rng = np.random.default_rng([self.seed, stream_key])
         version = self.policy.version
         eligible = self.eligibility.eligible(seen) if self.eligibility is not None else self._offers
         choice = self.policy.choose(seen, eligible, rng)
+        clock.lap("policy", tick)
         self.ledger.open(
             OpenDecision(
                 decision_id=decision_id,
@@ -390,7 +413,10 @@ class Processor:
 
     def _resolved(self, r: Resolution) -> Output:
         d = r.decision
+        clock = self.clock
+        t = clock.now()
         self.policy.update(d.context, d.offer, r.reward, d.propensity)
+        t = clock.lap("policy", t)
         offer = self.settings.offers[d.offer]
         price = self.learners.get("price_sensitivity")
         if price is not None:
@@ -400,6 +426,7 @@ class Processor:
             }
             price.learn_one(x, r.purchased, weight=1.0 / d.propensity, ts_ms=r.resolved_ms)
             self._note_drift(r.resolved_ms)
+            clock.lap("learners", t)
         if offer.is_offer and r.purchased:
             self.offer_history.setdefault(d.user_id, [0, 0])[1] += 1
         self.counters["rewards"] += 1

@@ -207,6 +207,7 @@ class _Attempt:
     def _observe(self, processor: Processor, source: KafkaSource) -> None:
         m = self.metrics
         m.observe_counters(processor.counters)
+        m.observe_stages(processor.clock.ns)
         m.users.set(processor.store.user_count)
         m.open_decisions.set(processor.open_decisions)
         versions = {k: v for k, v in processor.model_versions().items() if v is not None}

@@ -36,6 +36,18 @@ def test_counters_follow_the_core_as_deltas_and_never_go_back():
     assert got[("offerstream_drift_alarms_total", (("learner", "intent"),))] == 1
 
 
+def test_stage_seconds_follow_the_stage_clock_and_restart_with_a_new_core():
+    m = WorkerMetrics()
+    m.observe_stages({"parse": 2_000_000_000, "state": 500_000_000, "policy": 0})
+    m.observe_stages({"parse": 3_000_000_000, "state": 500_000_000, "policy": 0})
+    m.attach({})  # a rebuilt core: its clock starts at zero again
+    m.observe_stages({"parse": 250_000_000, "state": 0, "policy": 0})
+    got = _samples(m)
+    assert got[("offerstream_stage_seconds_total", (("stage", "parse"),))] == pytest.approx(3.25)
+    assert got[("offerstream_stage_seconds_total", (("stage", "state"),))] == pytest.approx(0.5)
+    assert ("offerstream_stage_seconds_total", (("stage", "policy"),)) not in got
+
+
 def test_model_versions_replace_their_old_label_and_count_updates():
     m = WorkerMetrics()
     m.observe_models({"intent": "intent@3", "snapshot": "v00001"}, 1_000, 61_000)

@@ -2,6 +2,7 @@ import orjson
 from factories import MINUTE, T0, event, processor, records
 
 from stream.records import OutputKind, SourceRecord
+from stream.stages import StageClock
 
 
 def outputs(core, events):
@@ -147,3 +148,45 @@ def test_idle_sessions_are_forgotten_after_their_ttl():
         ],
     )
     assert core.store.get_session("old") is None and core.store.get_session("new") is not None
+
+
+def test_the_stage_clock_charges_each_stage_its_own_time():
+    """A policy that takes a million ticks to choose and to learn is charged to ``policy``, not to ``decide``,
+    whose stage it runs inside; every stage the events went through is charged something."""
+    now = [0]
+
+    def tick() -> int:
+        now[0] += 1
+        return now[0]
+
+    core = processor()
+    core.clock = StageClock(now=tick)
+    policy = core.policy
+
+    class SlowPolicy:
+        def __getattr__(self, name):
+            return getattr(policy, name)
+
+        def choose(self, *args):
+            now[0] += 1_000_000
+            return policy.choose(*args)
+
+        def update(self, *args):
+            now[0] += 1_000_000
+            return policy.update(*args)
+
+    core.policy = SlowPolicy()
+    outs = outputs(
+        core,
+        [
+            event("e1", "add_to_cart", ts=T0, price=20.0),
+            event("e2", "purchase", ts=T0 + MINUTE, revenue=20.0),
+            event("e3", "session_end", ts=T0 + 2 * MINUTE),
+        ],
+    )
+    assert [o.kind for o in outs] == [OutputKind.DECISION, OutputKind.REWARD]
+    ns = core.clock.ns
+    assert 2_000_000 <= ns["policy"] < 2_001_000
+    assert 0 < ns["decide"] < 1_000
+    assert all(ns[stage] > 0 for stage in ("parse", "state", "learners"))
+    assert ns["read"] == ns["write"] == 0  # the pipeline's stages: not run here
