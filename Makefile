@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-fast ci run bench bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
+.PHONY: help setup lint format test test-fast ci run bench bench-memory bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
 
 include docker/kafka/kafka.mk
 
@@ -62,12 +62,16 @@ run: $(BIN)/offerstream ## Worker + closed-loop simulated shop with a live summa
 		exec $(BIN)/offerstream demo; \
 	fi
 
-bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput, worker vs raw pass-through, then the retrain, freshness, OPE and policy benches
+bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, worker vs raw pass-through, memory, then the retrain, freshness, OPE and policy benches
 	$(PY) -m stream.benchmark
+	$(PY) -m stream.bench_memory
 	$(PY) -m stream.bench_retrain
 	$(PY) -m stream.bench_freshness
 	$(PY) -m stream.bench_ope
 	$(PY) -m stream.bench_policies
+
+bench-memory: $(BIN)/offerstream ## Bytes of state per user, and peak RSS with a million users' state
+	$(PY) -m stream.bench_memory
 
 bench-retrain: $(BIN)/offerstream ## Nightly retrain on a generated 180-day archive (~9.5M events): scratch vs warm
 	$(PY) -m stream.bench_retrain

@@ -75,6 +75,7 @@ _SESSION = (
     "cart_rate",
 )
 _WINDOWS = tuple(f"{name}_{days}d" for days in HALF_LIVES_DAYS for name in ROLLING)
+_LONG_WINDOWS = _WINDOWS[len(ROLLING) :]  # the longer half-life's counts: what segmentation sees
 _HISTORY = (
     "user_sessions",
     "days_since_first_seen",
@@ -194,10 +195,27 @@ def offer_history_features(offers_shown: int, offers_converted: int) -> dict[str
 
 def user_vector(features: Mapping[str, float]) -> dict[str, float]:
     """What segmentation clusters: the user's longer-run behaviour, from the behaviour features."""
-    return {name: features[name] for name in _WINDOWS[len(ROLLING) :] + _HISTORY[:1] + ("mobile",)} | {
+    return {name: features[name] for name in _LONG_WINDOWS + _HISTORY[:1] + ("mobile",)} | {
         "avg_order_value": _finite_or(features["avg_order_value"], 0.0),
         "days_since_last_purchase": _finite_or(features["days_since_last_purchase"], 365.0),
     }
+
+
+def user_vector_at(session: SessionState, user: UserState, event_ms: int) -> dict[str, float]:
+    """``user_vector(behaviour_features(session, user, event_ms))``, computing only what the vector holds.
+
+    The state tracker builds one at every session close, for the segmenter; the full features would cost it
+    every session-level and calendar feature as well. The values are the same floats (a test checks it).
+    """
+    n = len(ROLLING)
+    factor = math.exp(-_DECAY_PER_MS[1] * max(0, event_ms - user.decayed_ms))
+    vector = {name: round(v * factor, 4) for name, v in zip(_LONG_WINDOWS, user.decayed[n : 2 * n], strict=True)}
+    vector["user_sessions"] = float(user.sessions)
+    vector["mobile"] = 1.0 if session.device == "mobile" else 0.0
+    vector["avg_order_value"] = round(user.revenue / user.purchases, 2) if user.purchases else 0.0
+    last = user.last_purchase_ms
+    vector["days_since_last_purchase"] = round((event_ms - last) / DAY_MS, 3) if last is not None else 365.0
+    return vector
 
 
 def _finite_or(value: float, default: float) -> float:

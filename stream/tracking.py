@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, Protocol
 
-from models.features import behaviour_features, record_activity, user_vector
+from models.features import behaviour_features, record_activity, user_vector_at
 from stream.settings import ProcessingSettings
 from stream.state import COUNTED_TYPES, InMemoryStore, SessionState, UserState
 
@@ -211,7 +211,7 @@ class StateTracker:
     def _closed(self, session: SessionState, ts: int) -> ClosedSession:
         user = self.store.get_user(session.user_id)
         assert user is not None, "a session's user is never forgotten before it"
-        vector = user_vector(behaviour_features(session, user, ts, self.tz)) if self.user_vectors else {}
+        vector = user_vector_at(session, user, ts) if self.user_vectors else {}
         return ClosedSession(
             session.session_id,
             session.user_id,

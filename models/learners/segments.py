@@ -59,13 +59,15 @@ class _StableKMeans(cluster.KMeans):
 def nearest(centers: Mapping[int, Mapping[str, float]], z: Mapping[str, float]) -> tuple[int, float]:
     """The nearest centre's id and its squared Euclidean distance (missing coordinates are 0, the mean)."""
     best, best_d = 0, math.inf
+    get = z.get
     for c, center in centers.items():
         d = 0.0
         for k, v in center.items():
-            d += (v - z.get(k, 0.0)) ** 2
-        for k, v in z.items():
-            if k not in center:
-                d += v * v
+            d += (v - get(k, 0.0)) ** 2
+        if not z.keys() <= center.keys():  # a set comparison in C; the usual case is that every key is there
+            for k, v in z.items():
+                if k not in center:
+                    d += v * v
         if d < best_d:
             best, best_d = c, d
     return best, best_d
