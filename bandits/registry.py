@@ -24,7 +24,8 @@ def _thompson(s: PolicySettings) -> Policy:
     )
 
 
-def _linear(s: PolicySettings) -> dict[str, Any]:
+def linear_kwargs(s: PolicySettings) -> dict[str, Any]:
+    """The linear policies' constructor arguments from the settings (shared by linear TS and LinUCB)."""
     return {
         "context": s.context,
         "lift_context": s.lift_context,
@@ -43,8 +44,8 @@ def _linear(s: PolicySettings) -> dict[str, Any]:
 
 
 POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
-    "linear_thompson": lambda s: LinearThompson(**_linear(s)),
-    "linucb": lambda s: LinUCB(ucb_alpha=s.ucb_alpha, **_linear(s)),
+    "linear_thompson": lambda s: LinearThompson(**linear_kwargs(s)),
+    "linucb": lambda s: LinUCB(ucb_alpha=s.ucb_alpha, **linear_kwargs(s)),
     "thompson": _thompson,
     "uniform": lambda s: UniformPolicy(),
     "fixed": lambda s: FixedOfferPolicy(s.fixed_offer),
