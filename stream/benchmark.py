@@ -10,6 +10,10 @@ Measured here, printed and written to ``.run/bench/results.json``:
    (a) a raw kafka-python consume → produce pass-through (no parsing, same batch and producer settings,
    flush + commit per poll) and (b) the offerstream worker (fresh consumer group each run), each timed from
    start to the last input committed. The ratio worker/raw is what matters on a noisy machine.
+3. **naive**: the same replay as 1, one record per batch with a matrix inverse per Thompson draw
+   (:mod:`stream.bench_naive`), once: the speed-up of ours over it.
+4. **latency**: at ``--latency-rate`` events/s offered by the simulator for ``--latency-seconds``, event
+   append → decision append on the broker (:mod:`stream.bench_latency`): p50, p99, max.
 
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set; otherwise starts a throw-away local broker (docker/kafka/kafka.sh).
 """
@@ -33,6 +37,7 @@ from kafka.structs import OffsetAndMetadata
 
 from models.archive import archive_days
 from stream.bench_freshness import nightly
+from stream.bench_latency import bench_latency
 from stream.bench_machine import machine
 from stream.bench_naive import naive_replay
 from stream.kafka_io import ensure_topics, make_producer
@@ -177,6 +182,18 @@ def bench_broker(events: Path, settings: Settings, runs: int) -> dict[str, Any]:
     }
 
 
+def _fresh_topics(settings: Settings, prefix: str) -> Settings:
+    k = settings.kafka
+    topics = {
+        "clickstream_topic": f"{prefix}.in",
+        "decisions_topic": f"{prefix}.out",
+        "rewards_topic": f"{prefix}.rewards",
+        "dead_letter_topic": f"{prefix}.dead",
+        "group_id": f"{prefix}-worker",
+    }
+    return settings.model_copy(update={"kafka": k.model_copy(update=topics)})
+
+
 def _broker(workdir: Path) -> tuple[str, dict[str, str] | None]:
     given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if given:
@@ -203,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / ".run/bench/results.json")
     parser.add_argument("--skip-broker", action="store_true")
+    parser.add_argument("--latency-rate", type=float, default=1000.0, help="events/s offered for the latency run")
+    parser.add_argument("--latency-seconds", type=float, default=60.0, help="measured seconds of the latency run")
     args = parser.parse_args(argv)
 
     results: dict[str, Any] = {
@@ -263,6 +282,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             try:
                 results["broker"] = bench_broker(events, broker_settings, args.runs)
+                results["latency"] = bench_latency(
+                    _fresh_topics(broker_settings, f"lat{tag}"), args.latency_rate, args.latency_seconds
+                )
             finally:
                 if broker_env is not None:
                     subprocess.run(
@@ -277,6 +299,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"raw kafka-python pass-through {b['raw_events_per_s']} events/s, "
                 f"worker {b['worker_events_per_s']} events/s, "
                 f"ratio worker/raw {ratio['median']} (all {ratio['all']})"
+            )
+            lat = results["latency"]
+            print(
+                f"latency at {lat['offered_events_per_s']:g} events/s offered by the simulator ({lat['seconds']:g} s "
+                f"after {lat['warmup_s']:g} s of warm-up, {lat['decisions_measured']} decisions): event append → "
+                f"decision append p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms"
             )
             print(
                 f"  note: raw writes every input message ({b['raw_messages_out']}); the worker writes only "

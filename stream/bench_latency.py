@@ -1,0 +1,99 @@
+"""Latency through the broker: from an event's append to the clickstream topic to its decision's append.
+
+How (part of ``make bench``, :mod:`stream.benchmark`): the input and decisions topics are created with
+``message.timestamp.type=LogAppendTime``, so the broker stamps every record with the time it appended it;
+the simulator's shoppers (:func:`stream.shop_traffic.run_traffic`, closed loop, wall-clock event times) offer
+``rate`` events/s for ``duration_s`` while the worker (:func:`stream.worker.run_worker`, the default settings:
+transactions, read_committed) runs in a thread; afterwards both topics are read back and each decision's
+append time is matched with its event's. Decisions in the first ``warmup_s`` (the consumer group's join) are
+left out. The latency includes everything a downstream reader waits for except the transaction's commit
+marker: polling, processing, producing (``linger_ms``) and the broker's append.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from stream.settings import Settings
+from stream.shop_traffic import run_traffic
+from stream.worker import run_worker
+
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+
+def create_append_time_topics(settings: Settings) -> None:
+    """The input and decisions topics, stamped by the broker (the others are left to the worker)."""
+    k = settings.kafka
+    admin = KafkaAdminClient(**k.client_options())
+    try:
+        names = (k.clickstream_topic, k.decisions_topic)
+        topics = [NewTopic(name, k.partitions, 1, topic_configs=APPEND_TIME) for name in names]
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics(topics)
+    finally:
+        admin.close()
+
+
+def append_times(settings: Settings, topic: str, key: str) -> dict[str, int]:
+    """``body[key]`` -> the record's (append) timestamp, for every committed record of ``topic``."""
+    consumer = KafkaConsumer(
+        topic,
+        **settings.kafka.client_options(),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        consumer_timeout_ms=5000,
+    )
+    try:
+        return {orjson.loads(m.value)[key]: m.timestamp for m in consumer}
+    finally:
+        consumer.close()
+
+
+def bench_latency(
+    settings: Settings, rate: float = 1000.0, duration_s: float = 60.0, users: int = 20_000, warmup_s: float = 10.0
+) -> dict[str, Any]:
+    create_append_time_topics(settings)
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker, args=(settings, stop), name="bench-worker", daemon=True)
+    worker.start()
+    started_ms = int(time.time() * 1000)
+    try:
+        summary = run_traffic(
+            settings, rate=rate, users=users, duration_s=warmup_s + duration_s, report=lambda line: None
+        )
+        time.sleep(2.0)  # the last decisions
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    events = append_times(settings, settings.kafka.clickstream_topic, "event_id")
+    decisions = append_times(settings, settings.kafka.decisions_topic, "event_id")
+    since = started_ms + int(warmup_s * 1000)
+    latencies = sorted(decisions[e] - events[e] for e in decisions if e in events and events[e] >= since)
+    if not latencies:
+        raise RuntimeError("no decision came back: is the worker consuming?")
+    ms = np.asarray(latencies, dtype=float)
+    return {
+        "what": "append of an event to the clickstream topic -> append of its decision to the decisions topic "
+        "(broker LogAppendTime on both), simulator traffic at a steady rate, default worker settings",
+        "offered_events_per_s": rate,
+        "seconds": duration_s,
+        "warmup_s": warmup_s,
+        "events_sent": summary.sent,
+        "decisions_measured": len(latencies),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+        "mean_ms": round(statistics.fmean(latencies), 2),
+    }
