@@ -26,7 +26,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from stream.settings import Settings
 from stream.shop_traffic import run_traffic
-from stream.worker import run_worker
+from stream.worker import WorkerResult, run_worker
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 
@@ -66,7 +66,10 @@ def bench_latency(
 ) -> dict[str, Any]:
     create_append_time_topics(settings)
     stop = threading.Event()
-    worker = threading.Thread(target=run_worker, args=(settings, stop), name="bench-worker", daemon=True)
+    result: list[WorkerResult] = []
+    worker = threading.Thread(
+        target=lambda: result.append(run_worker(settings, stop)), name="bench-worker", daemon=True
+    )
     worker.start()
     started_ms = int(time.time() * 1000)
     try:
@@ -84,6 +87,10 @@ def bench_latency(
     if not latencies:
         raise RuntimeError("no decision came back: is the worker consuming?")
     ms = np.asarray(latencies, dtype=float)
+    per_batch: dict[str, float] = {}
+    if result and result[0].stats.batches:
+        batches = result[0].stats.batches
+        per_batch = {stage: round(ns / batches / 1e6, 2) for stage, ns in result[0].processor.clock.ns.items()}
     return {
         "what": "append of an event to the clickstream topic -> append of its decision to the decisions topic "
         "(broker LogAppendTime on both), simulator traffic at a steady rate, default worker settings",
@@ -96,4 +103,6 @@ def bench_latency(
         "p99_ms": float(np.percentile(ms, 99)),
         "max_ms": float(ms.max()),
         "mean_ms": round(statistics.fmean(latencies), 2),
+        "worker_batches": result[0].stats.batches if result else None,
+        "worker_ms_per_batch_by_stage": per_batch,
     }

@@ -277,9 +277,13 @@ def main(argv: list[str] | None = None) -> None:
                 "rewards_topic": f"bench{tag}.rewards",
                 "dead_letter_topic": f"bench{tag}.dead",
             }
-            broker_settings = load_settings(
-                env={}, overrides={"seed": 1, "kafka": kafka, "state_dir": str(workdir / "state")}
-            )
+            overrides = {
+                "seed": 1,
+                "kafka": kafka,
+                "state_dir": str(workdir / "state"),
+                "models": {"registry": str(registry)},  # the worker scores with the same snapshot
+            }
+            broker_settings = load_settings(env={}, overrides=overrides)
             try:
                 results["broker"] = bench_broker(events, broker_settings, args.runs)
                 results["latency"] = bench_latency(
@@ -305,6 +309,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"latency at {lat['offered_events_per_s']:g} events/s offered by the simulator ({lat['seconds']:g} s "
                 f"after {lat['warmup_s']:g} s of warm-up, {lat['decisions_measured']} decisions): event append → "
                 f"decision append p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms"
+            )
+            print(
+                f"  the worker's {lat['worker_batches']} batches, ms per batch by stage: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in lat["worker_ms_per_batch_by_stage"].items())
             )
             print(
                 f"  note: raw writes every input message ({b['raw_messages_out']}); the worker writes only "
