@@ -82,6 +82,8 @@ _TERM = re.compile(
 
 
 def _number(value: object) -> float:
+    if type(value) is float:  # the common case, first: a context is mostly floats
+        return 0.0 if value != value else value  # NaN is the only value unequal to itself
     if isinstance(value, bool):
         return float(value)
     if not isinstance(value, int | float):
@@ -110,6 +112,7 @@ class ContextEncoder:
                 self._per_arm.append((i, name))
             else:
                 self._shared.append((i, _reader(name, bool(m["log"]), m["eq"], m["div"])))
+        self._shared_at = [i for i, _ in self._shared]
 
     @property
     def dim(self) -> int:
@@ -122,9 +125,9 @@ class ContextEncoder:
     def encode(self, context: Mapping[str, object], offers: Sequence[str]) -> np.ndarray:
         row = np.zeros(self.dim)
         row[0] = 1.0
-        for i, read in self._shared:
-            row[i] = read(context)
-        xs = np.tile(row, (len(offers), 1))
+        if self._shared:
+            row[self._shared_at] = [read(context) for _, read in self._shared]
+        xs = np.broadcast_to(row, (len(offers), self.dim)).copy()
         for i, name in self._per_arm:
             for j, offer in enumerate(offers):
                 xs[j, i] = _number(context.get(f"{name}:{offer}"))
