@@ -45,7 +45,7 @@ from models.metrics import auc_summary, calibration, log_loss
 from models.registry import Registry, Snapshot
 from models.retrain import NIGHTLY_PARAMS, RetrainConfig, retrain
 from models.sampling import DEFAULT_TIERS
-from stream.bench_machine import machine
+from stream.bench_machine import machine, write_results
 from stream.jsonl import dumps_line, open_binary
 from stream.replay import replay_files
 from stream.settings import Settings, load_settings
@@ -329,9 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     report = run(args.days, args.users, args.seed, args.workdir, args.bucket_hours, args.recovered_gap)
     report["timings_s"]["total_s"] = round(time.perf_counter() - started, 1)
     print_report(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-    print(f"written to {args.out}")
+    write_results(args.out, report)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 import orjson
-from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from stream.recording import iter_topic
 from stream.settings import Settings
 from stream.shop_traffic import run_traffic
 from stream.worker import WorkerResult, run_worker
@@ -46,19 +47,7 @@ def create_append_time_topics(settings: Settings) -> None:
 
 def append_times(settings: Settings, topic: str, key: str) -> dict[str, int]:
     """``body[key]`` -> the record's (append) timestamp, for every committed record of ``topic``."""
-    consumer = KafkaConsumer(
-        topic,
-        **settings.kafka.client_options(),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        consumer_timeout_ms=5000,
-    )
-    try:
-        return {orjson.loads(m.value)[key]: m.timestamp for m in consumer}
-    finally:
-        consumer.close()
+    return {orjson.loads(m.value)[key]: m.timestamp for m in iter_topic(settings.kafka, topic)}
 
 
 def bench_latency(

@@ -1,12 +1,16 @@
-"""What a benchmark ran on: CPU, cores, Python and the versions of the libraries that set the pace."""
+"""What every benchmark shares: what it ran on (CPU, cores, Python, the libraries that set the pace) and how its
+figures are written."""
 
 from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 
 def machine() -> dict[str, Any]:
@@ -36,3 +40,12 @@ def _installed(distribution: str) -> bool:
     except PackageNotFoundError:
         return False
     return True
+
+
+def write_results(path: Path, results: Mapping[str, Any]) -> None:
+    """A bench's figures as indented JSON (keys sorted, numpy values as numbers), and where they went."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+    )
+    print(f"written: {path}")

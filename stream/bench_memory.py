@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from stream.bench_machine import machine
+from stream.bench_machine import machine, write_results
 from stream.contract import Event
 from stream.records import SourceRecord
 from stream.replay import build_processor
@@ -196,9 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{big['rss_mb_before']:.0f} MB before, {big['rss_mb_after']:.0f} MB after "
         f"({big['rss_bytes_per_user']:,} bytes per user); peak RSS {big['peak_rss_mb']:.0f} MB"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    print(f"written: {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bandits.ope.evaluate import evaluate
 from bandits.ope.logs import LoggedRounds, read_obd
 from bandits.ope.obd import OBD_WHEEL, obd_csv
-from stream.bench_machine import machine
+from stream.bench_machine import machine, write_results
 from stream.settings import PolicySettings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,9 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     report = run(args.seed, args.bootstrap, args.mc_samples)
     report["timings_s"]["total_s"] = round(time.perf_counter() - started, 1)
     print_report(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-    print(f"written to {args.out}")
+    write_results(args.out, report)
 
 
 if __name__ == "__main__":

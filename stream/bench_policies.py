@@ -43,7 +43,7 @@ from bandits.context import DEFAULT_CONTEXT
 from bandits.registry import make_policy
 from models.features import user_vector
 from models.learners.registry import make_learners
-from stream.bench_machine import machine
+from stream.bench_machine import machine, write_results
 from stream.records import OutputKind, SourceRecord
 from stream.replay import build_processor, decider
 from stream.settings import Settings, load_settings
@@ -216,9 +216,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 f"  late discount_15 {100 * r['late_discount_15_share']:4.1f}%  ({r['seconds']:.0f} s)"
             )
         result["closed_loop"][scenario] = by_scenario[scenario]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    print(f"written to {args.out}")
+    write_results(args.out, result)
     return result
 
 

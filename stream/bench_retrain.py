@@ -32,7 +32,7 @@ import orjson
 
 from bandits.offers import default_catalogue
 from models.archive import ArchiveWriter, archive_days
-from stream.bench_machine import machine
+from stream.bench_machine import machine, write_results
 from stream.simulator import Simulation
 from stream.simulator.closed_loop import closed_loop_run
 
@@ -169,9 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "runs": {"champion": champion, "warm": warm, "scratch": scratch},
         "scratch_over_warm_wall": round(ratio, 2) if ratio else None,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    print(f"written to {args.out}")
+    write_results(args.out, results)
 
 
 def _print(title: str, r: dict[str, Any]) -> None:

@@ -31,14 +31,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 
 from models.archive import archive_days
 from stream.bench_freshness import nightly
 from stream.bench_latency import bench_latency
-from stream.bench_machine import machine
+from stream.bench_machine import machine, write_results
 from stream.bench_naive import naive_replay
 from stream.kafka_io import ensure_topics, make_producer
 from stream.pipeline import PipelineStats
@@ -318,9 +317,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"  note: raw writes every input message ({b['raw_messages_out']}); the worker writes only "
                 f"decisions and rewards ({b['worker_messages_out']}), so it produces less than the pass-through"
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    print(f"written: {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":
