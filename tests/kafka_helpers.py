@@ -21,14 +21,33 @@ from stream.settings import Settings
 from stream.worker import WorkerResult, run_worker
 
 
-def wait_for(predicate, timeout: float = 60.0, every: float = 0.2, what: str = "condition"):
+def wait_for(
+    predicate,
+    timeout: float = 60.0,
+    every: float = 0.2,
+    what: str = "condition",
+    details: Callable[[], str] | None = None,
+):
+    """Poll ``predicate`` until it is truthy; on timeout fail with ``what`` and, when given, ``details()`` (a
+    worker's log, say), so that a failure on CI says what the worker was doing."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    message = f"timed out after {timeout}s waiting for {what}"
+    raise AssertionError(message if details is None else f"{message}\n{details()}")
+
+
+def log_tail(path: Path, chars: int = 8000) -> Callable[[], str]:
+    """For ``wait_for(details=...)``: the last ``chars`` of a log file, read when the wait fails."""
+
+    def tail() -> str:
+        text = path.read_text(errors="replace") if path.exists() else "(no log written)"
+        return f"--- last {chars} characters of {path.name} ---\n{text[-chars:]}"
+
+    return tail
 
 
 REPO = Path(__file__).resolve().parents[1]

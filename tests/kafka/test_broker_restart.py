@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from kafka_helpers import BROKER_SCRIPT, committed_total, free_port, group_done, start_worker, wait_for
+from kafka_helpers import BROKER_SCRIPT, committed_total, free_port, group_done, log_tail, start_worker, wait_for
 
 from stream.kafka_io import ensure_topics
 from stream.recording import iter_topic, produce_values
@@ -90,13 +90,22 @@ def test_broker_restarts_mid_stream_lose_and_double_nothing(tmp_path, own_broker
         for i, down_s in enumerate(DOWN_S, start=1):
             mark = len(values) * i // (len(DOWN_S) + 2)
             wait_for(
-                lambda m=mark: committed_total(settings) > m, timeout=300, every=0.05, what=f"progress past {mark}"
+                lambda m=mark: committed_total(settings) > m,
+                timeout=300,
+                every=0.05,
+                what=f"progress past {mark}",
+                details=log_tail(log_path),
             )
             _broker(env, "down")
             time.sleep(down_s)  # the worker keeps going at its batch in hand and finds nobody to commit to
             assert worker.poll() is None, log_path.read_text()[-3000:]
             _broker(env, "up")
-        wait_for(lambda: group_done(settings, len(values)), timeout=300, what="all events consumed after the restarts")
+        wait_for(
+            lambda: group_done(settings, len(values)),
+            timeout=300,
+            what="all events consumed after the restarts",
+            details=log_tail(log_path),
+        )
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=90) == 0, log_path.read_text()[-3000:]
     finally:
