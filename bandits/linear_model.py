@@ -34,7 +34,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.linalg import qr_insert, solve_triangular
+from scipy.linalg import qr_insert
+from scipy.linalg.blas import dtrsm, dtrsv
 
 NORMAL_DOF = 30.0  # above this many degrees of freedom the Student-t predictive is drawn as a normal
 
@@ -64,6 +65,7 @@ class LinearPosterior:
         self._owed = np.zeros(dim)  # prior mass decayed away and not yet re-injected, per axis
         self._axis = 0  # next axis to re-inject
         self.updates = 0
+        self._eye = np.eye(dim)
         self._refresh()
 
     # -- reading -------------------------------------------------------------------------------------
@@ -80,8 +82,9 @@ class LinearPosterior:
         """For rows ``zs`` (one per offer): the posterior mean rewards, the scale matrix of their joint
         Student-t (the rows share the coefficients, so their draws are correlated), and its dof."""
         a, b = self.noise()
-        v = solve_triangular(self._r, zs.T, trans="T", check_finite=False)  # R⁻ᵀ Zᵀ: Z A⁻¹ Zᵀ = vᵀv
-        return zs @ self._mean, (b / a) * (v.T @ v), 2.0 * a
+        # Vᵀ = Z R⁻¹ (BLAS trsm: scipy's solve_triangular costs ~10× as much on these sizes), Z A⁻¹ Zᵀ = Vᵀ V
+        vt = dtrsm(1.0, self._r, zs, side=1, lower=0)
+        return zs @ self._mean, (b / a) * (vt @ vt.T), 2.0 * a
 
     def grow(self, extra: int, prior_mean: np.ndarray | None = None, precision: float | None = None) -> None:
         """Append ``extra`` coefficients with the prior alone (mean ``prior_mean``, precision ``precision``): no
@@ -132,13 +135,15 @@ class LinearPosterior:
         self._refresh()
 
     def _add_row(self, row: np.ndarray) -> None:
-        _, r = qr_insert(np.eye(self.dim), self._r, row, self.dim, which="row", check_finite=False)
+        if self._eye.shape[0] != self.dim:
+            self._eye = np.eye(self.dim)  # qr_insert's Q (not overwritten), kept rather than built per row
+        _, r = qr_insert(self._eye, self._r, row, self.dim, which="row", check_finite=False)
         self._r = r[: self.dim]
 
     def _refresh(self) -> None:
-        # μ = A⁻¹ Σ w r x = R⁻¹(R⁻ᵀ Σ w r x): two triangular solves
-        half = solve_triangular(self._r, self._xr, trans="T", check_finite=False)
-        self._mean = solve_triangular(self._r, half, check_finite=False)
+        # μ = A⁻¹ Σ w r x = R⁻¹(R⁻ᵀ Σ w r x): two triangular solves (BLAS trsv)
+        half = dtrsv(self._r, self._xr, lower=0, trans=1)
+        self._mean = dtrsv(self._r, half, lower=0, trans=0)
 
     # -- state ---------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
