@@ -3,11 +3,12 @@
 How (part of ``make bench``, :mod:`stream.benchmark`): the input and decisions topics are created with
 ``message.timestamp.type=LogAppendTime``, so the broker stamps every record with the time it appended it;
 the simulator's shoppers (:func:`stream.shop_traffic.run_traffic`, closed loop, wall-clock event times) offer
-``rate`` events/s for ``duration_s`` while the worker (:func:`stream.worker.run_worker`, the default settings:
-transactions, read_committed) runs in a thread; afterwards both topics are read back and each decision's
-append time is matched with its event's. Decisions in the first ``warmup_s`` (the consumer group's join) are
-left out. The latency includes everything a downstream reader waits for except the transaction's commit
-marker: polling, processing, producing (``linger_ms``) and the broker's append.
+``rate`` events/s for ``duration_s`` while the worker (:func:`stream.worker.run_worker`, the given settings:
+by default transactions and read_committed; ``make bench`` also runs it at-least-once) runs in a thread;
+afterwards both topics are read back and each decision's append time is matched with its event's. Decisions
+in the first ``warmup_s`` (the consumer group's join) are left out. The latency includes polling, processing,
+producing (``linger_ms``) and the broker's append; under exactly-once a ``read_committed`` reader also waits
+for the transaction's commit marker, which comes after (the batch's commit), and is not in the figure.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def bench_latency(
         per_batch = {stage: round(ns / batches / 1e6, 2) for stage, ns in result[0].processor.clock.ns.items()}
     return {
         "what": "append of an event to the clickstream topic -> append of its decision to the decisions topic "
-        "(broker LogAppendTime on both), simulator traffic at a steady rate, default worker settings",
+        "(broker LogAppendTime on both), simulator traffic at a steady rate, default worker settings but for "
+        "the processing guarantee",
+        "processing_guarantee": settings.kafka.processing_guarantee,
         "offered_events_per_s": rate,
         "seconds": duration_s,
         "warmup_s": warmup_s,

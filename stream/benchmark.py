@@ -13,7 +13,9 @@ Measured here, printed and written to ``.run/bench/results.json``:
 3. **naive**: the same replay as 1, one record per batch with a matrix inverse per Thompson draw
    (:mod:`stream.bench_naive`), once: the speed-up of ours over it.
 4. **latency**: at ``--latency-rate`` events/s offered by the simulator for ``--latency-seconds``, event
-   append → decision append on the broker (:mod:`stream.bench_latency`): p50, p99, max.
+   append → decision append on the broker (:mod:`stream.bench_latency`): p50, p99, max; once with the default
+   exactly-once worker (a transaction per poll), once with ``kafka.processing_guarantee = "at-least-once"``
+   (flush, then commit the offsets), so that the price of the transaction is visible.
 
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set; otherwise starts a throw-away local broker (docker/kafka/kafka.sh).
 """
@@ -182,7 +184,6 @@ def bench_broker(events: Path, settings: Settings, runs: int) -> dict[str, Any]:
 
 
 def _fresh_topics(settings: Settings, prefix: str) -> Settings:
-    k = settings.kafka
     topics = {
         "clickstream_topic": f"{prefix}.in",
         "decisions_topic": f"{prefix}.out",
@@ -190,7 +191,24 @@ def _fresh_topics(settings: Settings, prefix: str) -> Settings:
         "dead_letter_topic": f"{prefix}.dead",
         "group_id": f"{prefix}-worker",
     }
-    return settings.model_copy(update={"kafka": k.model_copy(update=topics)})
+    return _with_kafka(settings, **topics)
+
+
+def _with_kafka(settings: Settings, **update: object) -> Settings:
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update=update)})
+
+
+def _print_latency(label: str, lat: dict[str, Any]) -> None:
+    print(
+        f"latency, {label}, at {lat['offered_events_per_s']:g} events/s offered by the simulator "
+        f"({lat['seconds']:g} s after {lat['warmup_s']:g} s of warm-up, {lat['decisions_measured']} decisions): "
+        f"event append → decision append p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
+        f"max {lat['max_ms']:.0f} ms"
+    )
+    print(
+        f"  the worker's {lat['worker_batches']} batches, ms per batch by stage: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in lat["worker_ms_per_batch_by_stage"].items())
+    )
 
 
 def _broker(workdir: Path) -> tuple[str, dict[str, str] | None]:
@@ -288,6 +306,10 @@ def main(argv: list[str] | None = None) -> None:
                 results["latency"] = bench_latency(
                     _fresh_topics(broker_settings, f"lat{tag}"), args.latency_rate, args.latency_seconds
                 )
+                at_least_once = _with_kafka(broker_settings, processing_guarantee="at-least-once")
+                results["latency_at_least_once"] = bench_latency(
+                    _fresh_topics(at_least_once, f"alo{tag}"), args.latency_rate, args.latency_seconds
+                )
             finally:
                 if broker_env is not None:
                     subprocess.run(
@@ -303,16 +325,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"worker {b['worker_events_per_s']} events/s, "
                 f"ratio worker/raw {ratio['median']} (all {ratio['all']})"
             )
-            lat = results["latency"]
-            print(
-                f"latency at {lat['offered_events_per_s']:g} events/s offered by the simulator ({lat['seconds']:g} s "
-                f"after {lat['warmup_s']:g} s of warm-up, {lat['decisions_measured']} decisions): event append → "
-                f"decision append p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms"
-            )
-            print(
-                f"  the worker's {lat['worker_batches']} batches, ms per batch by stage: "
-                + ", ".join(f"{k} {v:.2f}" for k, v in lat["worker_ms_per_batch_by_stage"].items())
-            )
+            _print_latency("exactly-once (default)", results["latency"])
+            _print_latency("at-least-once", results["latency_at_least_once"])
             print(
                 f"  note: raw writes every input message ({b['raw_messages_out']}); the worker writes only "
                 f"decisions and rewards ({b['worker_messages_out']}), so it produces less than the pass-through"
