@@ -65,7 +65,7 @@ class LinearPosterior:
         self._owed = np.zeros(dim)  # prior mass decayed away and not yet re-injected, per axis
         self._axis = 0  # next axis to re-inject
         self.updates = 0
-        self._eye = np.eye(dim)
+        self._eye = np.eye(dim)  # qr_insert's Q (it does not overwrite it): built when the dimension changes
         self._refresh()
 
     # -- reading -------------------------------------------------------------------------------------
@@ -104,6 +104,7 @@ class LinearPosterior:
         self._owed = np.concatenate([self._owed, np.zeros(extra)])
         self.prior_mean = np.concatenate([self.prior_mean, mean0])
         self.dim = dim
+        self._eye = np.eye(dim)
         self._refresh()
 
     # -- learning ------------------------------------------------------------------------------------
@@ -135,8 +136,6 @@ class LinearPosterior:
         self._refresh()
 
     def _add_row(self, row: np.ndarray) -> None:
-        if self._eye.shape[0] != self.dim:
-            self._eye = np.eye(self.dim)  # qr_insert's Q (not overwritten), kept rather than built per row
         _, r = qr_insert(self._eye, self._r, row, self.dim, which="row", check_finite=False)
         self._r = r[: self.dim]
 
