@@ -166,9 +166,14 @@ def run_process_to_end(settings: Settings, log_path: Path, total: int, timeout: 
     exit 0 (a clean stop, state checkpointed); killed if anything fails on the way."""
     worker = start_worker(settings, settings.state_dir, log_path, **env)
     try:
-        wait_for(lambda: group_done(settings, total), timeout=timeout, what=f"{total} consumed by the worker process")
+        wait_for(
+            lambda: group_done(settings, total),
+            timeout=timeout,
+            what=f"{total} consumed by the worker process",
+            details=log_tail(log_path),
+        )
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=90) == 0, log_path.read_text()[-3000:]
+        assert worker.wait(timeout=90) == 0, log_tail(log_path)()
     finally:
         if worker.poll() is None:
             worker.kill()

@@ -98,7 +98,7 @@ def test_broker_restarts_mid_stream_lose_and_double_nothing(tmp_path, own_broker
             )
             _broker(env, "down")
             time.sleep(down_s)  # the worker keeps going at its batch in hand and finds nobody to commit to
-            assert worker.poll() is None, log_path.read_text()[-3000:]
+            assert worker.poll() is None, log_tail(log_path)()
             _broker(env, "up")
         wait_for(
             lambda: group_done(settings, len(values)),
@@ -107,7 +107,7 @@ def test_broker_restarts_mid_stream_lose_and_double_nothing(tmp_path, own_broker
             details=log_tail(log_path),
         )
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=90) == 0, log_path.read_text()[-3000:]
+        assert worker.wait(timeout=90) == 0, log_tail(log_path)()
     finally:
         if worker.poll() is None:
             worker.kill()

@@ -7,7 +7,7 @@ import signal
 import orjson
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
-from kafka_helpers import group_done, run_process_to_end, start_worker, wait_for
+from kafka_helpers import group_done, log_tail, run_process_to_end, start_worker, wait_for
 
 from stream.recording import iter_topic, produce_values
 from stream.replay import replay_files
@@ -42,7 +42,7 @@ def test_sigterm_mid_stream_then_restart_loses_nothing(tmp_path, kafka_settings)
         decisions_topic = kafka_settings.kafka.decisions_topic
         wait_for(lambda: _produced(kafka_settings, decisions_topic) > 0, timeout=90, every=0.02, what="a decision")
         first.send_signal(signal.SIGTERM)
-        assert first.wait(timeout=60) == 0, (tmp_path / "w1.log").read_text()[-3000:]
+        assert first.wait(timeout=60) == 0, log_tail(tmp_path / "w1.log")()
     finally:
         if first.poll() is None:
             first.kill()
