@@ -156,8 +156,13 @@ def _worker_pass(settings: Settings, total: int) -> tuple[float, int]:
     return time.perf_counter() - started, result.stats.outputs
 
 
+# The recording's events are stamped with their (simulated, months old) times: a broker's time retention would
+# delete them mid-run, and the worker pass would wait for ever for records that are gone.
+KEEP_EVERYTHING = {"retention.ms": "-1"}
+
+
 def bench_broker(events: Path, settings: Settings, runs: int) -> dict[str, Any]:
-    ensure_topics(settings.kafka)
+    ensure_topics(settings.kafka, configs=KEEP_EVERYTHING)
     total = produce_files(settings.kafka, settings.kafka.clickstream_topic, [events])
     raw, ours = [], []
     outputs = 0

@@ -48,20 +48,24 @@ def topic_for(settings: KafkaSettings, kind: OutputKind) -> str:
     }[kind]
 
 
-def ensure_topics(settings: KafkaSettings, timeout_ms: int = 30_000) -> list[str]:
-    """Create offerstream's topics where they are missing; returns the names created."""
+def ensure_topics(
+    settings: KafkaSettings, timeout_ms: int = 30_000, configs: Mapping[str, str] | None = None
+) -> list[str]:
+    """Create offerstream's topics where they are missing, with the topic ``configs`` given (e.g.
+    ``{"retention.ms": "-1"}`` for topics that will hold old recordings); returns the names created."""
     admin = KafkaAdminClient(**settings.client_options(), request_timeout_ms=timeout_ms)
+    common = dict(configs or {})
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(settings.clickstream_topic, settings.partitions, 1),
-            NewTopic(settings.decisions_topic, settings.partitions, 1),
-            NewTopic(settings.rewards_topic, settings.partitions, 1),
+            NewTopic(settings.clickstream_topic, settings.partitions, 1, topic_configs=dict(common)),
+            NewTopic(settings.decisions_topic, settings.partitions, 1, topic_configs=dict(common)),
+            NewTopic(settings.rewards_topic, settings.partitions, 1, topic_configs=dict(common)),
             NewTopic(
                 settings.dead_letter_topic,
                 settings.partitions,
                 1,
-                topic_configs={"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
+                topic_configs={**common, "max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
             ),
         ]
         missing = [t for t in wanted if t.name not in existing]
@@ -159,6 +163,7 @@ class KafkaSource:
         self._processed: dict[TopicPartition, int] = {}
         self._read: dict[TopicPartition, int] = {}  # the next offset after the last record handed out
         self._started: dict[TopicPartition, int] = {}  # where the group started, per partition (start_offsets)
+        self._deleted_unread = 0  # input records the broker deleted before they were read, not yet taken
         self._stall = StallWatch(settings.stall_timeout_s, probe=self._probe)
 
     def _await_topic(self, topic: str, wait_s: float) -> None:
@@ -187,10 +192,44 @@ class KafkaSource:
                 polled[tp] = [m for m in polled[tp] if m.offset >= done]
         for tp, messages in polled.items():
             if messages:
+                expected = self._read.get(tp, self._started.get(tp))
+                if expected is not None and messages[0].offset > expected + 1:
+                    self._check_deleted(tp, expected)
                 self._read[tp] = messages[-1].offset + 1
         records = polled_records(polled)
         self._watch_for_stall(bool(records))
         return records
+
+    def _check_deleted(self, tp: TopicPartition, expected: int, log_start: int | None = None) -> int:
+        """Where ``tp`` now starts, after saying so when the broker deleted records from ``expected`` on before
+        this worker read them (retention by time or size, or a delete-records call).
+
+        The client then resets its position to the partition's first offset (``auto_offset_reset``) without a
+        word: the records are gone, nothing this worker acknowledged is lost, but the skip must not be silent.
+        Called on a gap of more than one offset between the records read (a gap of one is usually a
+        transaction's marker), and by the stall watch's probe, which sees a skip that nothing follows.
+        """
+        if log_start is None:
+            log_start = self.consumer.beginning_offsets([tp])[tp]
+        if log_start > expected:
+            self._deleted_unread += log_start - expected
+            log.warning(
+                "%s[%d]: offsets %d to %d were deleted by the broker (retention) before this worker read them; "
+                "up to %d input records are lost. Keep the input topic's retention above the age of its records' "
+                "timestamps (recordings replayed into Kafka carry their events' times).",
+                tp.topic,
+                tp.partition,
+                expected,
+                log_start - 1,
+                log_start - expected,
+            )
+        return log_start
+
+    def take_deleted_unread(self) -> int:
+        """Input records found deleted unread since the last call (an upper bound: transaction markers in the
+        deleted range count too)."""
+        taken, self._deleted_unread = self._deleted_unread, 0
+        return taken
 
     def _position(self, tp: TopicPartition) -> int | None:
         """The consumer's fetch position without a request (the public ``position`` may block to refresh it)."""
@@ -215,7 +254,8 @@ class KafkaSource:
     def _probe(self, starts: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Read the partitions afresh from ``starts`` with a throw-away consumer (no group, same isolation): the
         offset of the first record found per partition; partitions read to their end without one are left out
-        (caught up, or only transaction markers and aborted records in between)."""
+        (caught up, or only transaction markers and aborted records in between). A start the broker has deleted
+        (retention) is reported as lost and the read begins at the partition's first offset instead."""
         timeout_s = min(max(self.settings.stall_timeout_s, 1.0), 30.0)
         deadline = time.monotonic() + timeout_s
         reader = KafkaConsumer(
@@ -226,6 +266,8 @@ class KafkaSource:
         )
         try:
             ends = reader.end_offsets(list(starts), timeout_ms=int(timeout_s * 1000))
+            firsts = reader.beginning_offsets(list(starts), timeout_ms=int(timeout_s * 1000))
+            starts = {tp: self._skip_deleted(tp, start, firsts[tp]) for tp, start in starts.items()}
             pending = {tp: start for tp, start in starts.items() if start < ends[tp]}
             reader.assign(list(pending))
             for tp, start in pending.items():
@@ -243,6 +285,14 @@ class KafkaSource:
             return found
         finally:
             reader.close()
+
+    def _skip_deleted(self, tp: TopicPartition, start: int, log_start: int) -> int:
+        """Where a probe of ``tp`` from ``start`` can begin: past what the broker deleted, which is reported once
+        (the worker's next offset moves to the partition's first, where the client has already moved)."""
+        if log_start <= start:
+            return start
+        self._read[tp] = self._check_deleted(tp, start, log_start)
+        return log_start
 
     def commit(self, batch: Sequence[SourceRecord]) -> None:
         if not batch:

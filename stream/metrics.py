@@ -11,7 +11,8 @@ Metric names (all prefixed ``offerstream_``):
 * ``records_total``, ``events_total`` (valid), ``decisions_total{offer}``, ``dead_letters_total{reason}``,
   ``rewards_total``, ``conversions_total``, ``sessions_closed_total``, ``drift_alarms_total{learner}``;
 * ``batch_duration_seconds`` (histogram: poll to commit, per batch), ``batch_records`` (histogram);
-* ``consumer_lag`` (messages behind the end of the assigned partitions), ``users_tracked``,
+* ``consumer_lag`` (messages behind the end of the assigned partitions), ``input_deleted_unread_total``
+  (input records the broker's retention deleted before the worker read them, at most), ``users_tracked``,
   ``open_decisions``;
 * ``model_info{model,version}`` (1 for what scores now), ``model_updates{model}`` (examples each online learner
   and the policy have learned), ``snapshot_age_seconds`` (since the nightly snapshot in use was written);
@@ -74,6 +75,11 @@ class WorkerMetrics:
             f"{PREFIX}batch_records", "records per batch", buckets=BATCH_RECORDS_BUCKETS, registry=r
         )
         self.lag = Gauge(f"{PREFIX}consumer_lag", "messages behind the end of the assigned partitions", registry=r)
+        self.deleted_unread = Counter(
+            f"{PREFIX}input_deleted_unread",
+            "input records the broker deleted (retention) before the worker read them, at most",
+            registry=r,
+        )
         self.users = Gauge(f"{PREFIX}users_tracked", "users whose state the worker holds", registry=r)
         self.open_decisions = Gauge(f"{PREFIX}open_decisions", "decisions waiting for a reward", registry=r)
         self.model_info = Gauge(

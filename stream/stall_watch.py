@@ -3,11 +3,14 @@
 kafka-python 3.0.12 was seen, after a broker restart, to poll for ever without a fetch going out (no error, no
 log line): a worker sitting silent with a full topic in front of it. A consumer rebuilt right after such a
 restart could sit just as silent, and one was seen stuck while its own view said it had nothing left to read
-(group stable, partition assigned, the committed offset 9,679 behind the end). So the client's view cannot
-settle the question. :class:`StallWatch` looks at it after each poll and, when nothing has moved for
-``limit_s``, has a throw-away reader (the source's ``probe``) read from where the worker is: records there that
-the consumer does not return are a stall, raised as :class:`~stream.errors.SourceStalled` so that the worker
-rebuilds its clients; nothing there (caught up, or only transaction markers and aborted records) is idleness.
+(group stable, partition assigned, the committed offset 9,679 behind the end). (That last one was most likely
+the broker's retention deleting records stamped months ago, which a restarted broker checks for at once; the
+client then moves to the partition's new start without a word. :class:`~stream.kafka_io.KafkaSource` now
+reports such a skip as lost input.) So the client's view cannot settle the question. :class:`StallWatch` looks
+at it after each poll and, when nothing has moved for ``limit_s``, has a throw-away reader (the source's
+``probe``) read from where the worker is: records there that the consumer does not return are a stall, raised
+as :class:`~stream.errors.SourceStalled` so that the worker rebuilds its clients; nothing there (caught up, or
+only transaction markers and aborted records) is idleness.
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ class StallWatch:
     - a partition whose position is behind its known highwater mark is a stall;
     - otherwise ``probe`` reads each assigned partition afresh from the worker's next offset: a record there is
       a stall (the consumer has it to give and does not), and so is a probe that fails; nothing there is
-      idleness (caught up, or only transaction markers and aborted records, which read_committed skips). The
+      idleness (caught up, or only transaction markers and aborted records, which read_committed skips, or
+      records the broker deleted before they were read: the source reports those as lost). The
       client's own position and highwater marks are not trusted to say "caught up": one was seen stuck with
       its view claiming exactly that.
 

@@ -173,6 +173,7 @@ class _Attempt:
             if time.monotonic() - lag_at >= LAG_EVERY_S:
                 lag_at = time.monotonic()
                 metrics.lag.set(source.lag())
+                metrics.deleted_unread.inc(source.take_deleted_unread())
             now = _drift_alarms(processor)
             if now > alarms and settings.models.registry is not None:
                 request_retrain(settings.models.registry, writer_id(settings, "worker"), "drift alarm", clock_ms())
