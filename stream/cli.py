@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -354,28 +355,40 @@ def produce(ctx: click.Context, paths: tuple[str, ...], topic: str | None, **fla
     """Send recorded or simulated files to a topic, keyed by user_id and stamped with each event's ts (where the
     broker would accept it). Fails, saying how many, when the broker did not acknowledge every message."""
     from stream.errors import DeliveryError
-    from stream.recording import produce_files
+    from stream.recording import Stamps, produce_files, retention_warning
 
     settings = _settings(ctx, **flags)
     _need_broker(settings)
     target = topic or settings.kafka.clickstream_topic
+    stamps = Stamps()
     try:
-        sent = produce_files(settings.kafka, target, paths)
+        sent = produce_files(settings.kafka, target, paths, stamps=stamps)
     except DeliveryError as exc:
         raise click.ClickException(str(exc)) from exc
+    warning = retention_warning(settings.kafka, target, stamps.oldest_ms, int(time.time() * 1000))
+    if warning:
+        click.echo(warning, err=True)
     click.echo(orjson.dumps({"topic": target, "sent": sent}).decode())
 
 
 @main.command()
 @kafka_options
+@click.option(
+    "--retention-ms",
+    type=int,
+    default=None,
+    help="retention.ms of the topics created (-1: no time limit, for topics that will hold recordings, whose "
+    "messages carry their events' old timestamps). Default: the broker's.",
+)
 @click.pass_context
-def topics(ctx: click.Context, **flags: Any) -> None:
-    """Create offerstream's topics where they are missing."""
+def topics(ctx: click.Context, retention_ms: int | None, **flags: Any) -> None:
+    """Create offerstream's topics where they are missing (existing topics are left as they are)."""
     from stream.kafka_io import ensure_topics
 
     settings = _settings(ctx, **flags)
     _need_broker(settings)
-    click.echo(orjson.dumps({"created": ensure_topics(settings.kafka)}).decode())
+    configs = None if retention_ms is None else {"retention.ms": str(retention_ms)}
+    click.echo(orjson.dumps({"created": ensure_topics(settings.kafka, configs=configs)}).decode())
 
 
 @main.command()

@@ -12,12 +12,15 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from kafka import KafkaConsumer
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from stream.errors import DeliveryError
@@ -130,11 +133,27 @@ def _key_and_time(value: bytes, now_ms: int) -> tuple[bytes | None, int | None]:
     return key, stamp
 
 
+@dataclass
+class Stamps:
+    """The oldest timestamp a produce set on its messages (None: none set, the broker stamped them all)."""
+
+    oldest_ms: int | None = None
+
+    def see(self, stamp: int | None) -> None:
+        if stamp is not None and (self.oldest_ms is None or stamp < self.oldest_ms):
+            self.oldest_ms = stamp
+
+
 def produce_values(
-    settings: KafkaSettings, topic: str, values: Iterable[bytes], clock_ms: Callable[[], int] | None = None
+    settings: KafkaSettings,
+    topic: str,
+    values: Iterable[bytes],
+    clock_ms: Callable[[], int] | None = None,
+    stamps: Stamps | None = None,
 ) -> int:
-    """Send raw messages keyed by their ``user_id`` and stamped with their ``ts`` where they have a plausible one;
-    returns how many the broker acknowledged, all of them, or raises :class:`DeliveryError`."""
+    """Send raw messages keyed by their ``user_id`` and stamped with their ``ts`` where they have a plausible one
+    (the oldest stamp into ``stamps``); returns how many the broker acknowledged, all of them, or raises
+    :class:`DeliveryError`."""
     now_ms = (clock_ms or (lambda: int(time.time() * 1000)))()
     producer = make_producer(settings)
     refused: list[BaseException] = []
@@ -142,6 +161,8 @@ def produce_values(
     try:
         for value in values:
             key, stamp = _key_and_time(value, now_ms)
+            if stamps is not None:
+                stamps.see(stamp)
             producer.send(topic, value=value, key=key, timestamp_ms=stamp).add_errback(refused.append)
             sent += 1
         producer.flush()
@@ -152,6 +173,40 @@ def produce_values(
     return sent
 
 
-def produce_files(settings: KafkaSettings, topic: str, paths: Sequence[str | Path]) -> int:
+def produce_files(
+    settings: KafkaSettings, topic: str, paths: Sequence[str | Path], stamps: Stamps | None = None
+) -> int:
     """Send every line of plain JSONL files (recordings: their exact values) to ``topic``."""
-    return produce_values(settings, topic, (r.value for p in paths for r in read_file(p)))
+    return produce_values(settings, topic, (r.value for p in paths for r in read_file(p)), stamps=stamps)
+
+
+def topic_retention_ms(settings: KafkaSettings, topic: str) -> int | None:
+    """The topic's ``retention.ms`` as the broker applies it (its own or the broker's default; -1: no time
+    limit), or None when the broker does not say."""
+    admin = KafkaAdminClient(**settings.client_options())
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": None})
+        described = admin.describe_configs([resource], config_filter="all")
+        return int(described["topic"][topic]["retention.ms"]["value"])
+    except (KafkaError, KeyError, TypeError, ValueError):
+        return None
+    finally:
+        admin.close()
+
+
+def retention_warning(settings: KafkaSettings, topic: str, oldest_ms: int | None, now_ms: int) -> str | None:
+    """What to tell someone who just stamped messages older than ``topic``'s time retention: the broker deletes
+    them at its next retention check (every 5 minutes by default), before a worker may have read them."""
+    if oldest_ms is None:
+        return None
+    retention_ms = topic_retention_ms(settings, topic)
+    if retention_ms is None or retention_ms < 0 or oldest_ms >= now_ms - retention_ms:
+        return None
+    day = 86_400_000
+    return (
+        f"warning: the oldest message sent to {topic} is stamped {(now_ms - oldest_ms) / day:.1f} days ago, beyond "
+        f"the topic's retention.ms ({retention_ms / day:g} days): the broker deletes such messages at its next "
+        "retention check (every 5 minutes by default), and a worker that had not read them yet reports them lost. "
+        f"Keep them: kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config "
+        "retention.ms=-1 (or create the topics with `offerstream topics --retention-ms -1`)."
+    )

@@ -82,3 +82,52 @@ def test_produce_stamps_plausible_times_and_never_loses_a_message_in_silence(kaf
     # (how many fail with it depends on batching: the idempotent producer aborts what shares its batch)
     with pytest.raises(DeliveryError, match=r"[123] of 3 messages to .* not acknowledged, first: MessageSizeTooLarge"):
         produce_values(kafka_settings.kafka, topic, [values[0], too_large, values[0]])
+
+
+def test_producing_messages_older_than_the_topics_retention_warns(tmp_path, kafka_settings):
+    """A recording's events keep their (old) times as timestamps: on a topic with a week's time retention the
+    broker deletes them within minutes, so `offerstream produce` says so, and `topics --retention-ms -1` makes
+    topics that keep them."""
+    base = kafka_settings.kafka
+    week = kafka_settings.kafka.model_copy(
+        update={
+            name: f"{getattr(base, name)}.week"
+            for name in ("clickstream_topic", "decisions_topic", "rewards_topic", "dead_letter_topic")
+        }
+    )
+    kept = kafka_settings.kafka.model_copy(
+        update={
+            name: f"{getattr(base, name)}.kept"
+            for name in ("clickstream_topic", "decisions_topic", "rewards_topic", "dead_letter_topic")
+        }
+    )
+    servers = ["--bootstrap-servers", base.bootstrap_servers]
+    for settings, retention in ((week, "604800000"), (kept, "-1")):
+        result = CliRunner().invoke(
+            main,
+            ["topics", "--retention-ms", retention, *servers],
+            env={
+                "OFFERSTREAM_KAFKA__CLICKSTREAM_TOPIC": settings.clickstream_topic,
+                "OFFERSTREAM_KAFKA__DECISIONS_TOPIC": settings.decisions_topic,
+                "OFFERSTREAM_KAFKA__REWARDS_TOPIC": settings.rewards_topic,
+                "OFFERSTREAM_KAFKA__DEAD_LETTER_TOPIC": settings.dead_letter_topic,
+            },
+        )
+        assert result.exit_code == 0, result.output
+        assert settings.clickstream_topic in orjson.loads(result.stdout.strip().splitlines()[-1])["created"]
+
+    now_ms = int(time.time() * 1000)
+    old = tmp_path / "old.jsonl"
+    old.write_bytes(orjson.dumps({"event_id": "e0", "user_id": "u", "ts": now_ms - 30 * 86_400_000}) + b"\n")
+    fresh = tmp_path / "fresh.jsonl"
+    fresh.write_bytes(orjson.dumps({"event_id": "e1", "user_id": "u", "ts": now_ms - 60_000}) + b"\n")
+
+    def produce(path, topic):
+        result = CliRunner().invoke(main, ["produce", str(path), "--topic", topic, *servers])
+        assert result.exit_code == 0, result.output
+        return result.stderr
+
+    warned = produce(old, week.clickstream_topic)
+    assert "30.0 days ago" in warned and "retention.ms (7 days)" in warned
+    assert produce(fresh, week.clickstream_topic) == ""
+    assert produce(old, kept.clickstream_topic) == ""
