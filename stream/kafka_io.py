@@ -84,6 +84,7 @@ def make_producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:
         acks="all",
         enable_idempotence=True,
         linger_ms=settings.linger_ms,
+        retry_backoff_ms=settings.retry_backoff_ms,
         batch_size=settings.batch_size,
         compression_type=settings.compression_type,
         max_request_size=settings.max_request_size,

@@ -65,6 +65,16 @@ class KafkaSettings(BaseModel):
     poll_timeout_ms: int = Field(100, ge=0)
     fetch_max_bytes: int = Field(52_428_800, ge=1024)
     linger_ms: int = Field(5, ge=0)
+    retry_backoff_ms: int = Field(
+        20,
+        ge=1,
+        description=(
+            "the producer's wait before retrying a request; kafka-python waits this long before every retried "
+            "transaction request, and a transaction begun right after the last one's commit is routinely retried "
+            "(CONCURRENT_TRANSACTIONS while the broker writes the markers), so its default of 100 ms showed up "
+            "in the decisions' latency; 20 ms is the Java client's wait for that retry"
+        ),
+    )
     batch_size: int = Field(65_536, ge=1024)
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
     max_request_size: int = Field(4_194_304, ge=1024, description="producer cap; dead letters carry input bytes")
