@@ -195,7 +195,7 @@ class KafkaSource:
             if messages:
                 expected = self._read.get(tp, self._started.get(tp))
                 if expected is not None and messages[0].offset > expected + 1:
-                    self._check_deleted(tp, expected)
+                    self._check_gap(tp, expected)
                 self._read[tp] = messages[-1].offset + 1
         records = polled_records(polled)
         self._watch_for_stall(bool(records))
@@ -225,6 +225,20 @@ class KafkaSource:
                 log_start - expected,
             )
         return log_start
+
+    def _check_gap(self, tp: TopicPartition, expected: int) -> None:
+        try:
+            self._check_deleted(tp, expected)
+        except KafkaError as exc:  # the records in hand are fine; only the check failed
+            log.warning(
+                "%s[%d]: a gap in the offsets from %d; whether the broker deleted records there is unknown: its "
+                "first offset could not be read (%s: %s)",
+                tp.topic,
+                tp.partition,
+                expected,
+                type(exc).__name__,
+                exc,
+            )
 
     def take_deleted_unread(self) -> int:
         """Input records found deleted unread since the last call (an upper bound: transaction markers in the
