@@ -8,7 +8,9 @@ alarm from the online learners becomes a retrain request in the registry (see :m
 State: every ``checkpoint_every_records`` records and at a clean stop, the core's state is checkpointed
 (signed) with the offsets it reflects; a start restores it and silently replays what was committed after it
 (:mod:`stream.recovery`), so a worker killed at any moment continues exactly where its last committed
-transaction left it.
+transaction left it. After the start and each checkpoint the heap is settled (:mod:`stream.heap`): the
+long-lived state is frozen out of the garbage collector's way, whose full collections otherwise paused
+decisions for 135-173 ms.
 
 Faults: a batch whose outputs or transaction fail (broker down, a rebalance fencing the commit) is aborted, and
 a consumer that stops receiving records while its partitions lag (``kafka.stall_timeout_s``) is given up; the
@@ -32,6 +34,7 @@ from models.archive import ArchiveWriter
 from models.features import FEATURES_VERSION
 from models.registry import Registry, RegistryWatcher
 from models.schedule import request_retrain
+from stream import heap
 from stream.errors import DeliveryError, SourceStalled
 from stream.kafka_io import KafkaSink, KafkaSource, ensure_topics, make_producer
 from stream.metrics import Health, StallReporter, WorkerMetrics, start_metrics_server
@@ -131,6 +134,7 @@ class _Attempt:
                 self.offsets = source.start_offsets()
                 self._checkpoint(source, 0)
             self.metrics.attach(self.processor.counters)
+            heap.settle()  # the restored (or fresh) core is long-lived: out of the collector's way
             self._consume(source, sink, stop, on_batch)
         finally:
             if sink is not None:
@@ -240,6 +244,7 @@ class _Attempt:
                 self.settings.checkpoint_every_records,
             )
         self.checkpointed_at = records
+        heap.settle()  # beside the checkpoint's own pause, not in a batch's
         return True
 
 
@@ -257,6 +262,7 @@ def run_worker(
         if models.registry is not None
         else None
     )
+    heap.tune()
     metrics = WorkerMetrics()
     health = Health(settings.health_stall_s)
     server = start_metrics_server(metrics, health, settings.metrics_host, settings.metrics_port)
