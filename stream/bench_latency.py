@@ -3,8 +3,10 @@
 How (part of ``make bench``, :mod:`stream.benchmark`): the input and decisions topics are created with
 ``message.timestamp.type=LogAppendTime``, so the broker stamps every record with the time it appended it;
 the simulator's shoppers (:func:`stream.shop_traffic.run_traffic`, closed loop, wall-clock event times) offer
-``rate`` events/s for ``duration_s`` while the worker (:func:`stream.worker.run_worker`, the given settings:
-by default transactions and read_committed; ``make bench`` also runs it at-least-once) runs in a thread;
+``rate`` events/s for ``duration_s`` from a process of their own (as a shop's traffic would: sharing the
+worker's interpreter, they took its GIL and their garbage went through its collector) while the worker
+(:func:`stream.worker.run_worker`, the given settings: by default transactions and read_committed; ``make
+bench`` also runs it at-least-once) runs in a thread of this one;
 afterwards both topics are read back and each decision's append time is matched with its event's. Decisions
 in the first ``warmup_s`` (the consumer group's join) are left out. The latency includes polling, processing,
 producing (``linger_ms``) and the broker's append; under exactly-once a ``read_committed`` reader also waits
@@ -14,6 +16,7 @@ for the transaction's commit marker, which comes after (the batch's commit), and
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import statistics
 import threading
 import time
@@ -51,6 +54,12 @@ def append_times(settings: Settings, topic: str, key: str) -> dict[str, int]:
     return {orjson.loads(m.value)[key]: m.timestamp for m in iter_topic(settings.kafka, topic)}
 
 
+def _offer_traffic(settings: Settings, rate: float, users: int, duration_s: float, sent: Any) -> None:
+    """The traffic process: closed-loop shoppers for ``duration_s``; the number of events into ``sent``."""
+    summary = run_traffic(settings, rate=rate, users=users, duration_s=duration_s, report=lambda line: None)
+    sent.value = summary.sent
+
+
 def bench_latency(
     settings: Settings, rate: float = 1000.0, duration_s: float = 60.0, users: int = 20_000, warmup_s: float = 10.0
 ) -> dict[str, Any]:
@@ -62,12 +71,20 @@ def bench_latency(
     )
     worker.start()
     started_ms = int(time.time() * 1000)
+    spawn = multiprocessing.get_context("spawn")
+    sent = spawn.Value("q", -1)
+    traffic = spawn.Process(
+        target=_offer_traffic, args=(settings, rate, users, warmup_s + duration_s, sent), name="bench-traffic"
+    )
     try:
-        summary = run_traffic(
-            settings, rate=rate, users=users, duration_s=warmup_s + duration_s, report=lambda line: None
-        )
+        traffic.start()
+        traffic.join(timeout=warmup_s + duration_s + 120)
+        if traffic.exitcode != 0:
+            raise RuntimeError(f"the simulated traffic failed (exit code {traffic.exitcode})")
         time.sleep(2.0)  # the last decisions
     finally:
+        if traffic.is_alive():
+            traffic.kill()
         stop.set()
         worker.join(timeout=60)
     events = append_times(settings, settings.kafka.clickstream_topic, "event_id")
@@ -89,7 +106,7 @@ def bench_latency(
         "offered_events_per_s": rate,
         "seconds": duration_s,
         "warmup_s": warmup_s,
-        "events_sent": summary.sent,
+        "events_sent": sent.value,
         "decisions_measured": len(latencies),
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
