@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -235,7 +237,15 @@ def _broker(workdir: Path) -> tuple[str, dict[str, str] | None]:
     return out.stdout.strip().splitlines()[-1].split("=", 1)[1], env
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (a killed ``make bench``) unwind like Ctrl-C, so that ``finally`` stops the throw-away
+    broker: by default Python dies on it at once, and the broker it started stayed up, holding the port the
+    next run wants."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def main(argv: list[str] | None = None) -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=4000, help="simulated shoppers (events scale with it)")
     parser.add_argument("--days", type=int, default=3)
