@@ -3,7 +3,7 @@
 A worker holds every tracked shopper's state, the online learners and the policy's posterior: hundreds of
 thousands of objects that live for hours. CPython's collector (thresholds 700, 10, 10) scans all of them in
 each full collection, and the worker's steady allocation triggers one every ~15 s: measured at 1,000 events/s
-offered (`make bench`'s latency run, 57 s), ~600 collections, four of them full ones of 135-173 ms, during
+offered (the latency bench's setup, 57 s runs), ~600 collections a run, four of them full ones of 112-193 ms, during
 which no record is processed; they were the p99 of the decisions' latency.
 
 So the worker :func:`tune` s the collector once (young collections 14× rarer: a threshold of 10,000 net

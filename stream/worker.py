@@ -10,7 +10,7 @@ State: every ``checkpoint_every_records`` records and at a clean stop, the core'
 (:mod:`stream.recovery`), so a worker killed at any moment continues exactly where its last committed
 transaction left it. After the start and each checkpoint the heap is settled (:mod:`stream.heap`): the
 long-lived state is frozen out of the garbage collector's way, whose full collections otherwise paused
-decisions for 135-173 ms.
+decisions for 112-193 ms.
 
 Faults: a batch whose outputs or transaction fail (broker down, a rebalance fencing the commit) is aborted, and
 a consumer that stops receiving records while its partitions lag (``kafka.stall_timeout_s``) is given up; the

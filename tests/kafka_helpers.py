@@ -10,14 +10,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from stream.kafka_io import ensure_topics
-from stream.settings import Settings
+from stream.settings import KafkaSettings, Settings
 from stream.worker import WorkerResult, run_worker
 
 
@@ -110,21 +110,21 @@ def group_done(settings: Settings, expected_total: int) -> bool:
     return committed >= expected_total
 
 
+TOPICS = ("clickstream_topic", "decisions_topic", "rewards_topic", "dead_letter_topic")
+
+
+def suffixed_topics(kafka: KafkaSettings, tag: str, topics: Sequence[str] = TOPICS, **update: object) -> KafkaSettings:
+    """The Kafka settings with ``.tag`` appended to the named topics (default: all four), and ``update``."""
+    return kafka.model_copy(update={**{name: f"{getattr(kafka, name)}.{tag}" for name in topics}, **update})
+
+
 def one_partition_copy(base: Settings, tag: str, **update: object) -> Settings:
     """The settings with their own one-partition output topics and group (suffix ``tag``), created; the
     clickstream topic too unless ``share_input``. One partition makes the processing order the input's order."""
     share_input = bool(update.pop("share_input", False))
     k = base.kafka
-    kafka = k.model_copy(
-        update={
-            "clickstream_topic": k.clickstream_topic if share_input else f"{k.clickstream_topic}.{tag}",
-            "decisions_topic": f"{k.decisions_topic}.{tag}",
-            "rewards_topic": f"{k.rewards_topic}.{tag}",
-            "dead_letter_topic": f"{k.dead_letter_topic}.{tag}",
-            "group_id": f"{k.group_id}.{tag}",
-            "partitions": 1,
-        }
-    )
+    topics = TOPICS[1:] if share_input else TOPICS
+    kafka = suffixed_topics(k, tag, topics, group_id=f"{k.group_id}.{tag}", partitions=1)
     settings = base.model_copy(update={"kafka": kafka, **update})
     ensure_topics(settings.kafka)
     return settings

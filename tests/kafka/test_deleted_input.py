@@ -9,7 +9,7 @@ import time
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.structs import TopicPartition
-from kafka_helpers import one_partition_copy
+from kafka_helpers import one_partition_copy, suffixed_topics
 
 from stream.kafka_io import DEAD_LETTER_MAX_BYTES, KafkaSource, ensure_topics
 from stream.recording import produce_values
@@ -79,12 +79,7 @@ def test_the_stall_probe_reports_a_deleted_start_and_reads_on_from_the_new_first
 
 def test_topics_can_be_created_with_configs(kafka_settings):
     settings = one_partition_copy(kafka_settings, "deleted-configs")
-    fresh = settings.kafka.model_copy(
-        update={
-            name: f"{getattr(settings.kafka, name)}.kept"
-            for name in ("clickstream_topic", "decisions_topic", "rewards_topic", "dead_letter_topic")
-        }
-    )
+    fresh = suffixed_topics(settings.kafka, "kept")
     created = ensure_topics(fresh, configs={"retention.ms": "-1"})
     assert sorted(created) == sorted(
         [fresh.clickstream_topic, fresh.decisions_topic, fresh.rewards_topic, fresh.dead_letter_topic]

@@ -7,6 +7,7 @@ import time
 import orjson
 import pytest
 from click.testing import CliRunner
+from kafka_helpers import suffixed_topics
 
 from stream.cli import main
 from stream.errors import DeliveryError
@@ -89,18 +90,8 @@ def test_producing_messages_older_than_the_topics_retention_warns(tmp_path, kafk
     broker deletes them within minutes, so `offerstream produce` says so, and `topics --retention-ms -1` makes
     topics that keep them."""
     base = kafka_settings.kafka
-    week = kafka_settings.kafka.model_copy(
-        update={
-            name: f"{getattr(base, name)}.week"
-            for name in ("clickstream_topic", "decisions_topic", "rewards_topic", "dead_letter_topic")
-        }
-    )
-    kept = kafka_settings.kafka.model_copy(
-        update={
-            name: f"{getattr(base, name)}.kept"
-            for name in ("clickstream_topic", "decisions_topic", "rewards_topic", "dead_letter_topic")
-        }
-    )
+    week = suffixed_topics(base, "week")
+    kept = suffixed_topics(base, "kept")
     servers = ["--bootstrap-servers", base.bootstrap_servers]
     for settings, retention in ((week, "604800000"), (kept, "-1")):
         result = CliRunner().invoke(
