@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import gc
 import hashlib
 import json
 import logging
 import pickle
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -565,6 +567,24 @@ def test_watcher_never_reads_the_wall_clock(registry: Registry, monkeypatch: pyt
 def test_watcher_rejects_a_negative_interval(registry: Registry) -> None:
     with pytest.raises(ValueError, match="poll_interval_ms"):
         RegistryWatcher(registry, FEATURES_VERSION, poll_interval_ms=-1)
+
+
+def test_a_swapped_out_snapshot_is_freed_even_with_the_heap_frozen(registry: Registry) -> None:
+    """The worker freezes its heap after each checkpoint (``stream.heap.settle``): frozen objects are never
+    scanned again, so a snapshot caught in a reference cycle would leak at every nightly swap. It holds none:
+    dropping the last reference frees it, boosters included."""
+    registry.promote(write(registry), {"promote": True})
+    snapshot = registry.load_current()
+    assert snapshot is not None
+    refs = [weakref.ref(snapshot), *(weakref.ref(booster) for booster in snapshot.models.values())]
+    assert len(refs) > 1
+    gc.collect()
+    gc.freeze()
+    try:
+        del snapshot
+        assert [r for r in refs if r() is not None] == []
+    finally:
+        gc.unfreeze()
 
 
 # -- no pickle anywhere ------------------------------------------------------------------------------------------
