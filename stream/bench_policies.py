@@ -14,6 +14,13 @@ simulator knows every offer's expected reward at every decision point, so for ea
 * ``realised``: the rewards the worker actually attributed (with purchase noise), and the share of
   ``discount_15`` (the biggest discount) among decisions in the last third of the run.
 
+**With the nightly job** (``--nightly``). By default the closed loop runs the worker's core alone, so the
+nightly snapshot's context terms (``intent_snapshot``, ``lift_snapshot``, ``buy_snapshot:<offer>``) are 0. With
+``--nightly`` the whole system runs (:class:`NightlyJob`): the core's events and decisions go to an archive, at
+every simulated midnight the nightly retrain (recency sample, XGBoost, gate) writes to a registry, and a promoted
+snapshot is swapped into the core as the worker's registry watcher does. Each night replays the archive to
+rebuild its features, so a 60-day run takes about half an hour.
+
 **Cost per decision.** Decision contexts logged by a short replay (the worker's own features and scores, 5
 offers, the default context of ``len(DEFAULT_CONTEXT)`` terms) go through each policy's ``choose`` (with a
 per-decision seeded generator, as in the worker) and ``update``; beside them the River learners' cost per
@@ -30,9 +37,11 @@ import itertools
 import logging
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,37 +50,109 @@ import orjson
 
 from bandits.context import DEFAULT_CONTEXT
 from bandits.registry import make_policy
+from models.archive import ArchiveWriter
 from models.features import user_vector
 from models.learners.registry import make_learners
+from models.registry import Registry
+from stream.bench_freshness import nightly as nightly_retrain
 from stream.bench_machine import machine, write_results
-from stream.records import OutputKind, SourceRecord
+from stream.processor import Processor
+from stream.records import Output, OutputKind, SourceRecord
 from stream.replay import build_processor, decider
 from stream.settings import Settings, load_settings
 from stream.simulator import Simulation, closed_loop_run
+from stream.sinks import ArchiveSink
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("linear_thompson", "linucb", "thompson")
+DAY_MS = 86_400_000
 
 
-def shop_settings(seed: int, policy: str, **knobs: Any) -> Settings:
-    return load_settings(overrides={"seed": seed, "policy": {"name": policy, **knobs}}, env={})
+def shop_settings(seed: int, policy: str, archive: Path | None = None, **knobs: Any) -> Settings:
+    models = {} if archive is None else {"models": {"archive": str(archive), "archive_writer_id": "bench-policies"}}
+    return load_settings(overrides={"seed": seed, "policy": {"name": policy, **knobs}, **models}, env={})
 
 
-def closed_loop(scenario: str, days: float, users: int, seed: int, policy: str, **knobs: Any) -> dict[str, Any]:
-    """One closed-loop run of ``policy``: expected and realised profit, the oracle's, the best fixed offer's."""
-    core = build_processor(shop_settings(seed, policy, **knobs))
-    sim = Simulation(scenario, days=days, users=users, seed=seed, closed_loop=True)
-    shown: list[str] = []
-    decide = decider(core)
+class NightlyJob:
+    """The nightly job inside an in-process closed loop: what the core outputs is archived, and before the first
+    event of each simulated day the retrain as of the day before runs into ``workdir/registry``; a snapshot the
+    gate promotes is swapped into the core (the worker's registry watcher does the same between batches). No night
+    runs at or after ``end_ms`` (the simulator's horizon: the few sessions still running then need no new model)."""
 
-    def record(event: dict[str, Any]) -> tuple[str, str] | None:
-        answer = decide(event)
-        if answer is not None:
-            shown.append(answer[0])
-        return answer
+    def __init__(
+        self, core: Processor, settings: Settings, workdir: Path, start_ms: int, end_ms: int, seed: int
+    ) -> None:
+        self.core = core
+        self.settings = settings
+        self.seed = seed
+        self.archive = workdir / "archive"
+        self.registry = workdir / "registry"
+        self.sink = ArchiveSink(ArchiveWriter(self.archive, "bench-policies"))
+        self.midnight = start_ms + DAY_MS
+        self.end_ms = end_ms
+        self.nights = 0
+        self.promoted = 0
+        self.train_s = 0.0
 
-    started = time.perf_counter()
-    loop = closed_loop_run(sim, record)["loop"]
+    def before(self, ts_ms: int) -> None:
+        """Run the nights that end at or before ``ts_ms``."""
+        while self.midnight <= ts_ms and self.midnight < self.end_ms:
+            self.sink.flush()
+            started = time.perf_counter()
+            day = datetime.fromtimestamp((self.midnight - DAY_MS) / 1000, UTC).date()
+            report = nightly_retrain(self.archive, self.registry, day, self.settings, self.seed)
+            self.train_s += time.perf_counter() - started
+            self.nights += 1
+            if report["gate"]["promote"]:
+                self.promoted += 1
+                self.core.model_snapshot = Registry(self.registry).load_current()
+            self.midnight += DAY_MS
+
+    def after(self, outputs: Sequence[Output]) -> None:
+        self.sink.write(outputs)
+
+    def summary(self) -> dict[str, Any]:
+        return {"nights": self.nights, "promoted": self.promoted, "train_s": round(self.train_s, 1)}
+
+
+def _decider_with_nightly(job: NightlyJob) -> Callable[[dict[str, Any]], tuple[str, str] | None]:
+    offsets = itertools.count()
+
+    def decide(event: dict[str, Any]) -> tuple[str, str] | None:
+        job.before(int(event["ts"]))  # the simulator stamps events in epoch milliseconds
+        outputs = job.core.process(SourceRecord(orjson.dumps(event), "simulator", 0, next(offsets)))
+        job.after(outputs)
+        for out in outputs:
+            if out.kind is OutputKind.DECISION:
+                return out.body["offer"], out.body["decision_id"]
+        return None
+
+    return decide
+
+
+def closed_loop(
+    scenario: str, days: float, users: int, seed: int, policy: str, nightly: bool = False, **knobs: Any
+) -> dict[str, Any]:
+    """One closed-loop run of ``policy``: expected and realised profit, the oracle's, the best fixed offer's;
+    with ``nightly``, the nightly retrain and the snapshot swap in the loop (:class:`NightlyJob`)."""
+    with tempfile.TemporaryDirectory(prefix="offerstream-bench-policies-") as tmp:
+        workdir = Path(tmp) if nightly else None
+        settings = shop_settings(seed, policy, archive=None if workdir is None else workdir / "archive", **knobs)
+        core = build_processor(settings)
+        sim = Simulation(scenario, days=days, users=users, seed=seed, closed_loop=True)
+        job = None if workdir is None else NightlyJob(core, settings, workdir, sim.start_ms, sim.end_ms, seed)
+        decide = decider(core) if job is None else _decider_with_nightly(job)
+        shown: list[str] = []
+
+        def record(event: dict[str, Any]) -> tuple[str, str] | None:
+            answer = decide(event)
+            if answer is not None:
+                shown.append(answer[0])
+            return answer
+
+        started = time.perf_counter()
+        loop = closed_loop_run(sim, record)["loop"]
+        seconds = time.perf_counter() - started
     fixed = loop["fixed_profit"]
     best = max(fixed, key=lambda o: fixed[o])
     late = shown[2 * len(shown) // 3 :]
@@ -89,8 +170,8 @@ def closed_loop(scenario: str, days: float, users: int, seed: int, policy: str, 
         "realised_reward": round(realised, 2),
         "chosen": loop["chosen"],
         "late_discount_15_share": round(late.count("discount_15") / max(1, len(late)), 4),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+        "seconds": round(seconds, 1),
+    } | ({} if job is None else {"nightly": job.summary()})
 
 
 def logged_contexts(seed: int, users: int = 3000, days: float = 3.0) -> list[dict[str, Any]]:
@@ -176,11 +257,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--days", type=float, default=60.0)
     parser.add_argument("--users", type=int, default=8000)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated (default: %(default)s)")
+    parser.add_argument(
+        "--nightly", action="store_true", help="the nightly retrain and snapshot swap in the loop (~30 min a run)"
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="closed-loop runs in parallel")
     parser.add_argument("--out", type=Path, default=REPO / ".run" / "bench" / "policies.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    result: dict[str, Any] = {"machine": machine(), "days": args.days, "users": args.users, "seed": args.seed}
+    policies = tuple(args.policies.split(","))
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "days": args.days,
+        "users": args.users,
+        "seed": args.seed,
+        "nightly": args.nightly,
+    }
     print(f"== cost per decision ({machine()['cpu']}, {machine()['cores']} cores)")
     cost = decision_cost(logged_contexts(args.seed), args.seed)
     result["cost"] = cost
@@ -192,11 +284,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     scenarios = args.scenarios.split(",")
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         runs = {
-            (scenario, p): pool.submit(closed_loop, scenario, args.days, args.users, args.seed, p)
+            (scenario, p): pool.submit(closed_loop, scenario, args.days, args.users, args.seed, p, args.nightly)
             for scenario in scenarios
-            for p in POLICIES
+            for p in policies
         }
-        by_scenario = {scenario: [runs[scenario, p].result() for p in POLICIES] for scenario in scenarios}
+        by_scenario = {scenario: [runs[scenario, p].result() for p in policies] for scenario in scenarios}
         fixed = {
             scenario: pool.submit(
                 closed_loop, scenario, args.days, args.users, args.seed, "fixed",
@@ -207,7 +299,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for scenario in scenarios:
             by_scenario[scenario].append(fixed[scenario].result())
     for scenario in scenarios:
-        print(f"== closed loop: {scenario}, {args.days:g} days, {args.users} shoppers, seed {args.seed}")
+        nightly = ", nightly retrain in the loop" if args.nightly else ""
+        print(f"== closed loop: {scenario}, {args.days:g} days, {args.users} shoppers, seed {args.seed}{nightly}")
         for r in by_scenario[scenario]:
             print(
                 f"  {r['policy']:22s} decisions {r['decisions']:6d}  expected profit {r['chosen_profit']:10.0f}"

@@ -1,0 +1,51 @@
+"""The policies bench with the nightly job in the loop: the archive fills, the retrain runs at each simulated
+midnight, and decisions after a promotion are scored with the snapshot (its terms are in the policy's context)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream.bench_policies import NightlyJob, closed_loop, shop_settings
+from stream.records import OutputKind, SourceRecord
+from stream.replay import build_processor
+from stream.simulator import Simulation, closed_loop_run
+
+
+def test_the_nightly_job_swaps_its_snapshots_into_the_closed_loop(tmp_path: Path) -> None:
+    settings = shop_settings(4, "linear_thompson", archive=tmp_path / "archive")
+    core = build_processor(settings)
+    sim = Simulation("stationary", days=3, users=2000, seed=4, closed_loop=True)
+    job = NightlyJob(core, settings, tmp_path, sim.start_ms, sim.end_ms, seed=4)
+    offsets = itertools.count()
+    decisions: list[dict[str, Any]] = []
+
+    def decide(event: dict[str, Any]) -> tuple[str, str] | None:
+        job.before(int(event["ts"]))  # the simulator stamps events in epoch milliseconds
+        outputs = core.process(SourceRecord(orjson.dumps(event), "simulator", 0, next(offsets)))
+        job.after(outputs)
+        for out in outputs:
+            if out.kind is OutputKind.DECISION:
+                decisions.append(out.body)
+                return out.body["offer"], out.body["decision_id"]
+        return None
+
+    closed_loop_run(sim, decide)
+    assert job.nights == 2 and job.promoted >= 1
+    first_day = [d for d in decisions if d["ts_ms"] < sim.start_ms + 86_400_000]
+    last_day = [d for d in decisions if d["ts_ms"] >= sim.start_ms + 2 * 86_400_000]
+    assert first_day and last_day
+    assert {d["model_versions"]["snapshot"] for d in first_day} == {None}
+    served = [d for d in last_day if d["model_versions"]["snapshot"] is not None]
+    assert len(served) == len(last_day)
+    assert any(d["features"].get("buy_snapshot:none") or d["scores"].get("intent_snapshot") for d in served)
+    assert (tmp_path / "registry" / "CURRENT").is_file()
+
+
+def test_closed_loop_reports_the_nightly_job_and_cleans_up() -> None:
+    r = closed_loop("stationary", 2, 1500, 5, "linear_thompson", nightly=True)
+    assert r["nightly"]["nights"] == 1 and r["decisions"] > 0
+    assert "nightly" not in closed_loop("stationary", 1, 300, 5, "uniform")
