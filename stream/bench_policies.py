@@ -94,8 +94,9 @@ class NightlyJob:
         self.promoted = 0
         self.train_s = 0.0
 
-    def before(self, ts_ms: int) -> None:
-        """Run the nights that end at or before ``ts_ms``."""
+    def before(self, event: Mapping[str, Any]) -> None:
+        """Run the nights that end at or before the event (the simulator stamps events in epoch milliseconds)."""
+        ts_ms = int(event["ts"])
         while self.midnight <= ts_ms and self.midnight < self.end_ms:
             self.sink.flush()
             started = time.perf_counter()
@@ -115,21 +116,6 @@ class NightlyJob:
         return {"nights": self.nights, "promoted": self.promoted, "train_s": round(self.train_s, 1)}
 
 
-def _decider_with_nightly(job: NightlyJob) -> Callable[[dict[str, Any]], tuple[str, str] | None]:
-    offsets = itertools.count()
-
-    def decide(event: dict[str, Any]) -> tuple[str, str] | None:
-        job.before(int(event["ts"]))  # the simulator stamps events in epoch milliseconds
-        outputs = job.core.process(SourceRecord(orjson.dumps(event), "simulator", 0, next(offsets)))
-        job.after(outputs)
-        for out in outputs:
-            if out.kind is OutputKind.DECISION:
-                return out.body["offer"], out.body["decision_id"]
-        return None
-
-    return decide
-
-
 def closed_loop(
     scenario: str, days: float, users: int, seed: int, policy: str, nightly: bool = False, **knobs: Any
 ) -> dict[str, Any]:
@@ -141,7 +127,7 @@ def closed_loop(
         core = build_processor(settings)
         sim = Simulation(scenario, days=days, users=users, seed=seed, closed_loop=True)
         job = None if workdir is None else NightlyJob(core, settings, workdir, sim.start_ms, sim.end_ms, seed)
-        decide = decider(core) if job is None else _decider_with_nightly(job)
+        decide = decider(core) if job is None else decider(core, before=job.before, after=job.after)
         shown: list[str] = []
 
         def record(event: dict[str, Any]) -> tuple[str, str] | None:

@@ -48,13 +48,24 @@ def build_processor(settings: Settings, model_snapshot: SnapshotModels | None = 
     )
 
 
-def decider(processor: Processor, topic: str = "simulator") -> Callable[[dict[str, Any]], tuple[str, str] | None]:
-    """The core as the in-process closed loop's decision function: event in, (offer, decision_id) or None."""
+def decider(
+    processor: Processor,
+    topic: str = "simulator",
+    before: Callable[[dict[str, Any]], None] | None = None,
+    after: Callable[[Sequence[Output]], None] | None = None,
+) -> Callable[[dict[str, Any]], tuple[str, str] | None]:
+    """The core as the in-process closed loop's decision function: event in, (offer, decision_id) or None.
+
+    ``before`` sees each event before the core does, ``after`` every output of it (e.g. to archive them)."""
     offset = itertools.count()
     outputs: list[Output] = []
 
     def decide(event: dict[str, Any]) -> tuple[str, str] | None:
+        if before is not None:
+            before(event)
         outputs[:] = processor.process(SourceRecord(orjson.dumps(event), topic, 0, next(offset)))
+        if after is not None:
+            after(outputs)
         for out in outputs:
             if out.kind is OutputKind.DECISION:
                 return out.body["offer"], out.body["decision_id"]

@@ -3,15 +3,13 @@ midnight, and decisions after a promotion are scored with the snapshot (its term
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from stream.bench_policies import NightlyJob, closed_loop, shop_settings
-from stream.records import OutputKind, SourceRecord
-from stream.replay import build_processor
+from stream.records import Output, OutputKind
+from stream.replay import build_processor, decider
 from stream.simulator import Simulation, closed_loop_run
 
 
@@ -20,19 +18,13 @@ def test_the_nightly_job_swaps_its_snapshots_into_the_closed_loop(tmp_path: Path
     core = build_processor(settings)
     sim = Simulation("stationary", days=3, users=2000, seed=4, closed_loop=True)
     job = NightlyJob(core, settings, tmp_path, sim.start_ms, sim.end_ms, seed=4)
-    offsets = itertools.count()
     decisions: list[dict[str, Any]] = []
 
-    def decide(event: dict[str, Any]) -> tuple[str, str] | None:
-        job.before(int(event["ts"]))  # the simulator stamps events in epoch milliseconds
-        outputs = core.process(SourceRecord(orjson.dumps(event), "simulator", 0, next(offsets)))
+    def archive_and_keep(outputs: Sequence[Output]) -> None:
         job.after(outputs)
-        for out in outputs:
-            if out.kind is OutputKind.DECISION:
-                decisions.append(out.body)
-                return out.body["offer"], out.body["decision_id"]
-        return None
+        decisions.extend(out.body for out in outputs if out.kind is OutputKind.DECISION)
 
+    decide = decider(core, before=job.before, after=archive_and_keep)
     closed_loop_run(sim, decide)
     assert job.nights == 2 and job.promoted >= 1
     first_day = [d for d in decisions if d["ts_ms"] < sim.start_ms + 86_400_000]
