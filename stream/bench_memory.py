@@ -147,6 +147,18 @@ def million(n: int) -> dict[str, Any]:
     }
 
 
+def million_in_child(n: int) -> dict[str, Any]:
+    """:func:`million` in a fresh Python process, so its RSS and peak are its own, not this process's heap history."""
+    child = subprocess.run(
+        [sys.executable, "-m", "stream.bench_memory", "--child", str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    return dict(orjson.loads(child.stdout.strip().splitlines()[-1]))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=4000, help="simulated shoppers for the realistic replay")
@@ -181,14 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{alone['bytes_per_user_session_open']:,} with it open (the session keeps its first decision point's "
         f"features for the intent learner)"
     )
-    child = subprocess.run(
-        [sys.executable, "-m", "stream.bench_memory", "--child", str(args.million)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    big = orjson.loads(child.stdout.strip().splitlines()[-1])
+    big = million_in_child(args.million)
     results["million_users"] = big
     print(
         f"{big['users']:,} users through the state stage, a second apart ({big['event_days']:g} days of event "
