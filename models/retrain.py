@@ -25,7 +25,7 @@ import logging
 import resource
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, timedelta, tzinfo
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -36,10 +36,10 @@ import xgboost
 
 from models.features import FEATURE_NAMES, FEATURES_VERSION
 from models.registry import Registry, Snapshot, SnapshotRejected
-from models.sampling import RecencySampler, Tier, format_tiers
+from models.sampling import RecencySampler, Tier, format_tiers, parse_tiers
 from models.snapshot_training import TrainingSet, TrainParams, evaluate, gate, train
 from models.trainset import PRICE_FEATURE_NAMES, TrainingData, build_training_data
-from stream.settings import ProcessingSettings
+from stream.settings import ModelSettings, ProcessingSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,38 @@ class RetrainConfig:
     compare: bool = True
     params: TrainParams = NIGHTLY_PARAMS
     reason: str = "scheduled"
+
+
+def nightly_config(
+    models: ModelSettings, archive: Path, registry: Path, as_of: date, seed: int, **changes: Any
+) -> RetrainConfig:
+    """The retrain the ``models`` settings describe (recency tiers, weighting, holdout and gate) as of ``as_of``,
+    its recency sample seeded by ``seed``; ``changes`` set the other fields (``mode``, ``compare``, ``params``...)."""
+    return RetrainConfig(
+        archive=archive,
+        registry=registry,
+        as_of=as_of,
+        tiers=parse_tiers(models.tiers),
+        seed=seed,
+        weighted=models.weighted,
+        holdout_days=models.holdout_days,
+        gate_metric=models.gate_metric,
+        gate_tolerance=models.gate_tolerance,
+        **changes,
+    )
+
+
+def retrain_nightly(
+    archive: Path, registry: Path, as_of: date, settings: Settings, seed: int, threads: int = 1
+) -> dict[str, Any]:
+    """The nightly retrain the settings describe, as of ``as_of``, into ``registry`` (scratch, no comparison of
+    modes); its report. The benches and the lab run it as the worker's scheduler would.
+
+    One XGBoost thread by default: the rows are few, and OpenMP threads on a busy machine can be slower than one.
+    """
+    params = replace(NIGHTLY_PARAMS, nthread=threads)
+    config = nightly_config(settings.models, archive, registry, as_of, seed, compare=False, params=params)
+    return retrain(config, settings.processing)
 
 
 @dataclass(slots=True)

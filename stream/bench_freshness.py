@@ -32,7 +32,7 @@ import math
 import shutil
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,7 @@ import orjson
 from models.features import as_row
 from models.metrics import auc_summary, calibration, log_loss
 from models.registry import Registry, Snapshot
-from models.retrain import NIGHTLY_PARAMS, RetrainConfig, retrain
-from models.sampling import DEFAULT_TIERS
+from models.retrain import retrain_nightly
 from stream.bench_machine import machine, write_results
 from stream.jsonl import dumps_line, open_binary
 from stream.replay import replay_files
@@ -137,30 +136,6 @@ def replay_settings(seed: int, archive: Path | None, learners: bool = True, regi
     return load_settings(overrides={"seed": seed, "models": models}, env={})
 
 
-def nightly(
-    archive: Path, registry: Path, as_of: date, settings: Settings, seed: int, threads: int = 1
-) -> dict[str, Any]:
-    """The nightly retrain as of ``as_of`` (scratch, default tiers and gate) into ``registry``; its report.
-
-    One XGBoost thread by default: the rows are few, and OpenMP threads on a busy machine can be slower than one.
-    """
-    m = settings.models
-    config = RetrainConfig(
-        archive=archive,
-        registry=registry,
-        as_of=as_of,
-        tiers=DEFAULT_TIERS,
-        seed=seed,
-        weighted=m.weighted,
-        holdout_days=m.holdout_days,
-        gate_metric=m.gate_metric,
-        gate_tolerance=m.gate_tolerance,
-        compare=False,
-        params=replace(NIGHTLY_PARAMS, nthread=threads),
-    )
-    return retrain(config, settings.processing)
-
-
 def day_of_ms(ts_ms: int) -> date:
     return date(1970, 1, 1) + timedelta(days=ts_ms // DAY_MS)
 
@@ -221,7 +196,7 @@ def run(
             idx = np.flatnonzero(mask)
             snap[idx] = snapshot_intent(current, [decisions.features[i] for i in idx])
         if d < days - 1:
-            report = nightly(archive, registry, day, settings, seed)
+            report = retrain_nightly(archive, registry, day, settings, seed)
             verdict = "promoted" if report["gate"]["promote"] else f"not promoted ({report['gate']['reason']})"
             print(f"  nightly as of {day}: snapshot {report['version']} {verdict}")
     timings["nightly_s"] = time.perf_counter() - t

@@ -54,7 +54,7 @@ from models.archive import ArchiveWriter
 from models.features import user_vector
 from models.learners.registry import make_learners
 from models.registry import Registry
-from stream.bench_freshness import nightly as nightly_retrain
+from models.retrain import retrain_nightly
 from stream.bench_machine import machine, write_results
 from stream.processor import Processor
 from stream.records import Output, OutputKind, SourceRecord
@@ -101,7 +101,7 @@ class NightlyJob:
             self.sink.flush()
             started = time.perf_counter()
             day = datetime.fromtimestamp((self.midnight - DAY_MS) / 1000, UTC).date()
-            report = nightly_retrain(self.archive, self.registry, day, self.settings, self.seed)
+            report = retrain_nightly(self.archive, self.registry, day, self.settings, self.seed)
             self.train_s += time.perf_counter() - started
             self.nights += 1
             if report["gate"]["promote"]:

@@ -39,7 +39,7 @@ from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 
 from models.archive import archive_days
-from stream.bench_freshness import nightly
+from models.retrain import retrain_nightly
 from stream.bench_latency import bench_latency
 from stream.bench_machine import machine, write_results
 from stream.bench_naive import naive_replay
@@ -63,7 +63,7 @@ def snapshot_registry(events: Path, seed: int, workdir: Path) -> tuple[Path, str
         env={}, overrides={"seed": seed, "models": {"archive": str(archive), "archive_writer_id": "bench"}}
     )
     replay_files([events], settings, workdir / "warmup-decisions.jsonl", workdir / "warmup-dead.jsonl")
-    report = nightly(archive, registry, archive_days(archive, "events")[-2], settings, seed)
+    report = retrain_nightly(archive, registry, archive_days(archive, "events")[-2], settings, seed)
     return registry, report["version"] if report["gate"]["promote"] else None
 
 

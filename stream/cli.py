@@ -658,7 +658,7 @@ def retrain(
     from datetime import UTC, datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from models.retrain import NIGHTLY_PARAMS, RetrainConfig, comparison_table
+    from models.retrain import NIGHTLY_PARAMS, comparison_table, nightly_config
     from models.retrain import retrain as run_retrain
     from models.sampling import parse_tiers
     from models.schedule import RetrainScheduler
@@ -678,7 +678,7 @@ def retrain(
     }
     try:
         m = m.model_validate(m.model_dump() | {k: v for k, v in overrides.items() if v is not None})
-        tier_list = parse_tiers(m.tiers)
+        parse_tiers(m.tiers)  # a bad tier is a usage error, whichever way it was given
     except (ValueError, ConfigError) as exc:
         raise click.UsageError(str(exc)) from None
     params = dataclasses.replace(NIGHTLY_PARAMS, seed=settings.seed, nthread=threads)
@@ -686,20 +686,8 @@ def retrain(
         params = dataclasses.replace(params, num_rounds=rounds)
 
     def once(day: Any, reason: str) -> None:
-        config = RetrainConfig(
-            archive=archive_dir,
-            registry=registry_dir,
-            as_of=day,
-            tiers=tier_list,
-            mode=mode,  # type: ignore[arg-type]
-            seed=settings.seed,
-            weighted=m.weighted,
-            holdout_days=m.holdout_days,
-            gate_metric=m.gate_metric,
-            gate_tolerance=m.gate_tolerance,
-            compare=compare,
-            params=params,
-            reason=reason,
+        config = nightly_config(
+            m, archive_dir, registry_dir, day, settings.seed, mode=mode, compare=compare, params=params, reason=reason
         )
         report = run_retrain(config, settings.processing, ZoneInfo(m.timezone))
         if as_json:
