@@ -112,6 +112,9 @@ class NightlyJob:
     def after(self, outputs: Sequence[Output]) -> None:
         self.sink.write(outputs)
 
+    def close(self) -> None:
+        self.sink.close()
+
     def summary(self) -> dict[str, Any]:
         return {"nights": self.nights, "promoted": self.promoted, "train_s": round(self.train_s, 1)}
 
@@ -137,7 +140,11 @@ def closed_loop(
             return answer
 
         started = time.perf_counter()
-        loop = closed_loop_run(sim, record)["loop"]
+        try:
+            loop = closed_loop_run(sim, record)["loop"]
+        finally:
+            if job is not None:
+                job.close()
         seconds = time.perf_counter() - started
     fixed = loop["fixed_profit"]
     best = max(fixed, key=lambda o: fixed[o])
