@@ -84,7 +84,8 @@ def test_on_the_simulated_shop_it_learns_and_never_settles_on_the_biggest_discou
 @pytest.mark.slow
 def test_on_the_stationary_shop_linear_ts_out_earns_the_best_fixed_offer_and_non_contextual_ts_over_60_days():
     """The issue's bar, on the bench's own run (``make bench-policies``): 8,000 shoppers, 60 days, seed 3; the
-    best fixed offer is scored by the simulator on exactly the decisions the policy faced."""
+    best fixed offer is scored by the simulator on exactly the decisions the policy faced. This pins the published
+    run, not a general claim: on seeds 1-5 linear TS earns 0.989-1.007 × the best fixed offer (README)."""
     # the two runs are independent and deterministic: side by side on two cores, same figures, half the wait
     with ProcessPoolExecutor(max_workers=2) as pool:
         runs = [
