@@ -9,7 +9,8 @@ before the design is built into the code (issue 4's next step):
   a least-squares regression of the order on ``[1, cart/100, log1p(cart)]`` per offer, shrunk to the pooled one
   with a prior worth 50 purchases, used once 30 purchases were seen (before that, the cart) and floored at half
   the cart; no forgetting;
-* run with ``prior_scale=0.25`` (the noise of 0/1 rows) and ``exploration=0.5``.
+* run with ``exploration=0.5``; the noise prior (``noise_prior_scale``) stays at the default, sized for profits
+  (the experiment also passed ``prior_scale=0.25``, which only the non-contextual policy reads).
 
     .venv/bin/python docs/experiments/purchase_model.py abrupt --users 40000 --seed 3
 
@@ -103,9 +104,7 @@ def main() -> None:
     Processor._resolved = resolved  # type: ignore[method-assign]
     Processor._margin_values = margin_values  # type: ignore[method-assign]
     LinearArms.update = update  # type: ignore[method-assign]
-    run = bench.closed_loop(
-        args.scenario, args.days, args.users, args.seed, "linear_thompson", prior_scale=0.25, exploration=0.5
-    )
+    run = bench.closed_loop(args.scenario, args.days, args.users, args.seed, "linear_thompson", exploration=0.5)
     keys = ("decisions", "oracle_fraction", "vs_best_fixed", "best_fixed_offer", "chosen", "seconds")
     print(json.dumps({"scenario": args.scenario, "users": args.users, "seed": args.seed} | {k: run[k] for k in keys}))
 
