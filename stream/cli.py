@@ -660,7 +660,6 @@ def retrain(
 
     from models.retrain import NIGHTLY_PARAMS, comparison_table, nightly_config
     from models.retrain import retrain as run_retrain
-    from models.sampling import parse_tiers
     from models.schedule import RetrainScheduler
 
     extra = {k: v for k, v in (("archive", flags.pop("archive")), ("registry", flags.pop("registry"))) if v is not None}
@@ -677,8 +676,8 @@ def retrain(
         "gate_tolerance": gate_tolerance,
     }
     try:
+        # the settings' validators parse the tiers: a bad one is a usage error, whichever way it was given
         m = m.model_validate(m.model_dump() | {k: v for k, v in overrides.items() if v is not None})
-        parse_tiers(m.tiers)  # a bad tier is a usage error, whichever way it was given
     except (ValueError, ConfigError) as exc:
         raise click.UsageError(str(exc)) from None
     params = dataclasses.replace(NIGHTLY_PARAMS, seed=settings.seed, nthread=threads)
