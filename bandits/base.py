@@ -2,7 +2,8 @@
 
 A policy picks one of the eligible offers for a context and says how likely that pick was (the propensity,
 logged with the decision so any other policy can be evaluated off-line). It learns from rewards with
-:meth:`Policy.update`, and its learned state snapshots to JSON-able data and restores.
+:meth:`Policy.update` (and from whether the shopper bought, for policies that model purchases), and its learned
+state snapshots to JSON-able data and restores.
 
 Randomness comes in through ``rng``: the caller derives it from the run's seed and the decision, so the same
 input and seed give the same choices whatever the batch size or restart history.
@@ -40,7 +41,12 @@ class Policy(Protocol):
 
     def choose(self, context: Mapping[str, float], offers: Sequence[str], rng: np.random.Generator) -> Choice: ...
 
-    def update(self, context: Mapping[str, float], offer: str, reward: float, propensity: float) -> None: ...
+    def update(
+        self, context: Mapping[str, float], offer: str, reward: float, propensity: float, converted: bool | None = None
+    ) -> None:
+        """Learn the reward of ``offer`` shown at ``context`` with ``propensity``; ``converted`` says whether the
+        shopper bought (the processor knows; a log may not: None), for policies that learn who buys."""
+        ...
 
     def snapshot(self) -> dict[str, Any]: ...
 

@@ -13,7 +13,9 @@ from bandits.base import Choice, sample_choice
 class _Unlearning:
     """Policies that learn nothing: updates are ignored and there is no state to snapshot."""
 
-    def update(self, context: Mapping[str, float], offer: str, reward: float, propensity: float) -> None:
+    def update(
+        self, context: Mapping[str, float], offer: str, reward: float, propensity: float, converted: bool | None = None
+    ) -> None:
         return None
 
     def snapshot(self) -> dict[str, Any]:

@@ -1,14 +1,19 @@
 """What the two linear policies share: one Bayesian linear model of the reward of every offer, on the context.
 
-**The economics are known, the behaviour is learned.** At a decision the shop knows what it keeps if the cart
-is bought under each offer (``margin_value:<offer>`` = margin × cart value − the offer's cost, computed by the
-processor). With ``value_key="margin_value"`` the model predicts ``margin_value(o) × p(x, o)``, where ``p`` is a
-linear purchase probability, and it is fitted to the profit itself (the rows it learns from are the context
-times the value at stake). The policy never has to discover from noisy profits that a 15 % discount costs
-three times a 5 % one, only whether it makes this shopper buy. The probabilities it samples or bounds are
-clipped to [0, 1] before they are multiplied by the value: a linear probability model extrapolates below 0,
-and unclipped, a negative "probability" would make the offer with the least at stake (the biggest discount)
-look best. Without ``value_key`` the model predicts the reward itself (e.g. a click) and nothing is clipped.
+**The economics are known, the behaviour is learned.** At a decision the shop knows what it keeps if the
+shopper buys under each offer (``margin_value:<offer>`` = margin × the order − the offer's cost, computed by the
+processor on the order expected under that offer, see :mod:`bandits.order_value`). With ``value_key=
+"margin_value"`` the model predicts ``margin_value(o) × p(x, o)``, where ``p`` is a linear purchase probability.
+The policy never has to discover from noisy profits that a 15 % discount costs three times a 5 % one, only
+whether it makes this shopper buy. ``target`` says what ``p`` is fitted to: ``"purchase"`` (the shop's
+default), whether the decision's session bought, on the unscaled rows (0/1 targets; :meth:`LinearArms.update`
+takes ``converted``, or reads a non-zero reward as a purchase); ``"profit"``, the profit itself, on rows scaled
+by the value at stake (every decision then weighs by its value at stake, and a reward needs no purchase flag).
+On the simulator the purchase target with values on the expected order beat every fixed offer where the profit
+target on the cart did not (README, "Policies"). The probabilities it samples or bounds are clipped to [0, 1]
+before they are multiplied by the value: a linear probability model extrapolates below 0, and unclipped, a
+negative "probability" would make the offer with the least at stake (the biggest discount) look best. Without
+``value_key`` the model predicts the reward itself (e.g. a click, ``target="profit"``) and nothing is clipped.
 
 **One model with offer-interaction terms, not one model per offer.** ``p(x, o) = θ·x + δ_o + Σ_a t_a(o)·β_a·l``
 where ``x`` is the full context (``context``: both models' scores, segment, cart, history, time, device), ``l`` a
@@ -52,6 +57,11 @@ VALUE_KEY = "margin_value"
 # What the processor tells the policy about each offer's terms (``<attribute>:<offer>`` in the context): the
 # discount in units of 10 % and whether a flat fee (shipping) is waived. The lift terms interact with these.
 LIFT_BY = ("offer_discount", "offer_flat")
+# What the model is fitted to: the profit (rows scaled by the value at stake) or whether the shopper bought.
+TARGETS = ("profit", "purchase")
+# The noise prior's scale sized for each target (the prior mean noise variance is scale / (shape − 1)): a
+# decision's profit varies by hundreds of squared dollars; a purchase flag's variance is at most 0.25.
+NOISE_PRIOR_SCALE = {"profit": 300.0, "purchase": 0.25}
 
 
 class LinearArms:
@@ -68,13 +78,17 @@ class LinearArms:
         prior_precision: float = 1.0,
         lift_prior_precision: float = 1.0,
         prior_shape: float = 2.0,
-        prior_scale: float = 300.0,
+        prior_scale: float | None = None,
         forget_half_life: float | None = 20_000.0,
         prior_coefficients: Mapping[str, float] | None = None,
         value_key: str | None = VALUE_KEY,
-        exploration: float = 1.0,
         lift_by: Sequence[str] = LIFT_BY,
+        target: str = "profit",
     ) -> None:
+        if target not in TARGETS:
+            raise ValueError(f"target {target!r} is not one of {TARGETS}")
+        if target == "purchase" and value_key is None:
+            raise ValueError("a purchase target ranks offers by P(buy) × value at stake: it needs a value_key")
         self.context = tuple(context)
         self.lift_context = tuple(lift_context)
         self.lift_by = tuple(lift_by)
@@ -83,11 +97,11 @@ class LinearArms:
         self.prior_precision = prior_precision
         self.lift_prior_precision = lift_prior_precision
         self.prior_shape = prior_shape
-        self.prior_scale = prior_scale
+        self.prior_scale = NOISE_PRIOR_SCALE[target] if prior_scale is None else prior_scale
         self.forget_half_life = forget_half_life
         self.prior_coefficients = dict(WARM_START if prior_coefficients is None else prior_coefficients)
         self.value_key = value_key
-        self.exploration = exploration
+        self.target = target
         self._base = ContextEncoder(self.context)
         self._lift = ContextEncoder(self.lift_context)
         prior_mean = np.zeros(self._base.dim)
@@ -95,7 +109,7 @@ class LinearArms:
             if term in self._base.names:
                 prior_mean[self._base.names.index(term)] = value
         self._gamma = 1.0 if forget_half_life is None else 2.0 ** (-1.0 / forget_half_life)
-        self._posterior = LinearPosterior(self._base.dim, prior_precision, prior_shape, prior_scale, prior_mean)
+        self._posterior = LinearPosterior(self._base.dim, prior_precision, prior_shape, self.prior_scale, prior_mean)
         self._blocks: dict[str, int] = {}  # offer -> index of its lift block (or intercept), in order of first sight
         self._shared = 0  # columns of the attribute-interaction blocks (``lift_by``), allocated at first sight
         self._rewards = 0
@@ -144,10 +158,8 @@ class LinearArms:
 
     def predict(self, context: Mapping[str, Any], offers: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
         """The joint predictive of ``p(x, o)`` for the offers (the purchase probability with ``value_key``, the
-        reward without): means, scale matrix (times ``exploration²``: below 1 the policy samples closer to the
-        mean and explores less), dof."""
-        means, scale, dof = self._posterior.predictive_joint(self._design(context, offers))
-        return means, self.exploration**2 * scale, dof
+        reward without): means, scale matrix, dof."""
+        return self._posterior.predictive_joint(self._design(context, offers))
 
     def to_reward(self, p: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         """Predicted ``p`` (one column per offer) to rewards: clipped to [0, 1] and times the values at stake."""
@@ -156,16 +168,24 @@ class LinearArms:
     def choose(self, context: Mapping[str, float], offers: Sequence[str], rng: np.random.Generator) -> Choice:
         raise NotImplementedError
 
-    def update(self, context: Mapping[str, float], offer: str, reward: float, propensity: float) -> None:
+    def update(
+        self, context: Mapping[str, float], offer: str, reward: float, propensity: float, converted: bool | None = None
+    ) -> None:
+        """Learn one reward: the profit on the row scaled by the value at stake, or (``target="purchase"``)
+        whether the shopper bought on the unscaled row (``converted``; without it, a non-zero reward)."""
         if not math.isfinite(reward):
             raise ValueError(f"reward {reward!r} is not a finite number")
         row = self._design(context, [offer])[0]
-        values = self.values(context, [offer])
-        if values is not None:
-            row *= values[0]
+        if self.target == "purchase":
+            y = float(reward != 0.0 if converted is None else converted)
+        else:
+            y = float(reward)
+            values = self.values(context, [offer])
+            if values is not None:
+                row *= values[0]
         self._rewards += 1
         self._posterior.decay(self._gamma)
-        self._posterior.update(row, float(reward))
+        self._posterior.update(row, y)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -173,17 +193,24 @@ class LinearArms:
             "lift_context": list(self.lift_context),
             "value_key": self.value_key,
             "lift_by": list(self.lift_by),
+            "target": self.target,
             "rewards": self._rewards,
             "offers": sorted(self._blocks, key=self._blocks.__getitem__),
             "posterior": self._posterior.snapshot(),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        layout = (list(self.context), list(self.lift_context), self.value_key, list(self.lift_by))
-        stored = (state["context"], state["lift_context"], state["value_key"], state.get("lift_by", []))
+        layout = (list(self.context), list(self.lift_context), self.value_key, list(self.lift_by), self.target)
+        stored = (
+            state["context"],
+            state["lift_context"],
+            state["value_key"],
+            state.get("lift_by", []),
+            state.get("target", "profit"),
+        )
         if stored != layout:
             raise ValueError(
-                f"snapshot's context, lift context, value key and lift attributes {stored} are not the "
+                f"snapshot's context, lift context, value key, lift attributes and target {stored} are not the "
                 f"configured {layout}"
             )
         self._blocks = {}

@@ -21,6 +21,7 @@ then drawn from, so the logged propensity is exactly the probability the policy 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,9 +31,19 @@ from bandits.linear_model import draw_joint
 
 
 class LinearThompson(LinearArms):
-    """Contextual Thompson sampling on a Bayesian linear model of every offer's profit (the default policy)."""
+    """Contextual Thompson sampling on a Bayesian linear model of who buys under each offer (the default policy).
+
+    ``exploration`` scales the spread of the draws (their scale matrix by ``exploration²``): below 1 the policy
+    samples closer to the posterior mean and explores less; the propensities are those of the scaled draws.
+    """
 
     name = "linear_thompson"
+
+    def __init__(self, *args: Any, exploration: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if exploration <= 0:
+            raise ValueError(f"exploration {exploration!r} must be positive")
+        self.exploration = exploration
 
     def win_probabilities(
         self, context: Mapping[str, float], offers: Sequence[str], rng: np.random.Generator
@@ -40,7 +51,7 @@ class LinearThompson(LinearArms):
         """Monte Carlo P(offer has the highest sampled reward), before the floor; and the expected rewards."""
         means, scale, dof = self.predict(context, offers)
         values = self.values(context, offers)
-        draws = self.to_reward(draw_joint(means, scale, dof, self.mc_samples, rng), values)
+        draws = self.to_reward(draw_joint(means, self.exploration**2 * scale, dof, self.mc_samples, rng), values)
         wins = np.bincount(draws.argmax(axis=1), minlength=len(offers))
         return wins / self.mc_samples, self.to_reward(means, values)
 

@@ -39,12 +39,12 @@ def linear_kwargs(s: PolicySettings) -> dict[str, Any]:
         "forget_half_life": s.forget_half_life,
         "prior_coefficients": s.prior_coefficients,
         "value_key": s.value_key,
-        "exploration": s.exploration,
+        "target": s.target,
     }
 
 
 POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
-    "linear_thompson": lambda s: LinearThompson(**linear_kwargs(s)),
+    "linear_thompson": lambda s: LinearThompson(exploration=s.exploration, **linear_kwargs(s)),
     "linucb": lambda s: LinUCB(ucb_alpha=s.ucb_alpha, **linear_kwargs(s)),
     "thompson": _thompson,
     "uniform": lambda s: UniformPolicy(),

@@ -102,7 +102,9 @@ class ConjugateThompson:
         scores = {o: round(self._posterior(o).mean, 6) for o in offers}
         return sample_choice(offers, probabilities, rng, scores)
 
-    def update(self, context: Mapping[str, float], offer: str, reward: float, propensity: float) -> None:
+    def update(
+        self, context: Mapping[str, float], offer: str, reward: float, propensity: float, converted: bool | None = None
+    ) -> None:
         self._posterior(offer).update(float(reward))
         self._updates += 1
 

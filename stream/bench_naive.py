@@ -55,7 +55,7 @@ def naive_replay(events: Path, settings: Settings, workdir: Path) -> tuple[Proce
     """Replay ``events`` one record per batch with :class:`NaiveLinearThompson`; the core (its stage clock) and
     the pipeline's stats."""
     core = build_processor(settings, load_promoted(settings))
-    core.policy = NaiveLinearThompson(**linear_kwargs(settings.policy))
+    core.policy = NaiveLinearThompson(exploration=settings.policy.exploration, **linear_kwargs(settings.policy))
     sink = FileSink({OutputKind.DECISION: workdir / "naive-decisions.jsonl", OutputKind.DEAD_LETTER: None})
     try:
         stats = run_pipeline(FileSource([events]), core, sink, batch_size=1)

@@ -3,9 +3,11 @@
 **Profit, closed loop.** For each scenario (``stationary`` and ``abrupt`` by default), the simulator's shoppers
 meet the processing core in process (``stream.simulator.closed_loop_run``): every decision point is answered by
 the policy, shoppers respond to the offer shown, purchases become rewards (margin × revenue − the offer's cost)
-that the policy learns from. Each policy runs on the same shoppers and seed for ``--days`` days (default 60), in
-``--jobs`` processes (default: one per core; each run is deterministic, so the figures do not depend on it). The
-simulator knows every offer's expected reward at every decision point, so for each run this reports
+that the policy learns from. Each policy runs on the same shoppers and seed for ``--days`` days (default 60) with
+``--users`` shoppers (default 40,000: about 1,700 decisions a day, a shop's traffic; the contextual policy needs
+it to pay), in ``--jobs`` processes (default: one per core; each run is deterministic, so the figures do not
+depend on it; about 45 minutes on two cores). The simulator knows every offer's expected reward at every
+decision point, so for each run this reports
 
 * ``chosen``: the expected profit of the offers the policy chose (no purchase noise), and as a fraction of the
   oracle's (the best offer at every decision, knowing the shopper's latent traits);
@@ -248,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default="stationary,abrupt")
     parser.add_argument("--days", type=float, default=60.0)
-    parser.add_argument("--users", type=int, default=8000)
+    parser.add_argument("--users", type=int, default=40_000)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated (default: %(default)s)")
     parser.add_argument(

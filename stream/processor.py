@@ -38,6 +38,7 @@ import numpy as np
 from bandits.base import Policy
 from bandits.eligibility import Eligibility
 from bandits.offers import Offer
+from bandits.order_value import OrderValueModel
 from bandits.rewards import OpenDecision, Resolution, RewardLedger
 from models.features import (
     FEATURE_NAMES,
@@ -131,6 +132,8 @@ class Processor:
         self.eligibility = eligibility
         self.ledger = RewardLedger(settings.offers, settings.margin, int(settings.attribution_window_s * 1000))
         self.offer_history: dict[str, list[int]] = {}  # user -> [offers shown, bought after one]
+        # the order expected from a purchase under each offer, learned from the purchases (values at stake)
+        self.order_values = OrderValueModel() if settings.value_at_stake == "expected_order" else None
         self.counters: Counter[str] = Counter()
         self.recent_ids = RecentEventIds(int(settings.dedup_window_s * 1000))
         self._offers = settings.offers.names
@@ -347,15 +350,22 @@ class Processor:
         return scores
 
     def _margin_values(self, features: Mapping[str, float]) -> dict[str, float]:
-        """What each offer leaves the shop if the cart as it stands is bought: margin × cart value − the offer's cost.
+        """What each offer leaves the shop if the shopper buys: margin × order − the offer's cost on that order.
 
-        Known exactly at the decision, so the policy need not learn the economics, only who buys under which offer.
+        The order is the one expected from those who bought under the offer with such a cart
+        (``value_at_stake="expected_order"``, :class:`OrderValueModel`, learned from the purchases), or the cart as
+        it stands (``"cart"``). The economics are computed, so the policy need only learn who buys under which offer.
         """
         cart = features.get("cart_value", math.nan)
         if math.isnan(cart) or cart <= 0.0:
             return {}
         margin = self.settings.margin
-        return {f"margin_value:{o.name}": round(margin * cart - o.cost(cart), 6) for o in self.settings.offers.offers}
+        orders = self.order_values
+        values = {}
+        for o in self.settings.offers.offers:
+            order = cart if orders is None else orders.expected(o.name, cart)
+            values[f"margin_value:{o.name}"] = round(margin * order - o.cost(order), 6)
+        return values
 
     def _decide(self, t: Tracked, features: dict[str, float], snapshot_scores: dict[str, float]) -> Output:
         event = t.event
@@ -415,7 +425,10 @@ class Processor:
         d = r.decision
         clock = self.clock
         t = clock.now()
-        self.policy.update(d.context, d.offer, r.reward, d.propensity)
+        self.policy.update(d.context, d.offer, r.reward, d.propensity, converted=r.purchased)
+        cart = d.context.get("cart_value", math.nan)
+        if self.order_values is not None and r.purchased and 0 < r.revenue < math.inf and 0 < cart < math.inf:
+            self.order_values.learn(d.offer, cart, r.revenue)
         t = clock.lap("policy", t)
         offer = self.settings.offers[d.offer]
         price = self.learners.get("price_sensitivity")
@@ -473,7 +486,7 @@ class Processor:
             "learners": {name: learner.snapshot() for name, learner in sorted(self.learners.items())},
             "counters": dict(sorted(self.counters.items())),
             "recent_ids": self.recent_ids.snapshot(),
-        }
+        } | ({} if self.order_values is None else {"order_values": self.order_values.snapshot()})
 
     def restore(self, data: dict[str, Any]) -> None:
         if data.get("version") != SNAPSHOT_VERSION:
@@ -492,3 +505,7 @@ class Processor:
         self.counters = Counter(data["counters"])
         if "recent_ids" in data:
             self.recent_ids.restore(data["recent_ids"])
+        if self.order_values is not None:  # a checkpoint from before the order values starts them afresh
+            self.order_values = OrderValueModel()
+            if "order_values" in data:
+                self.order_values.restore(data["order_values"])

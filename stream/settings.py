@@ -165,6 +165,13 @@ class ProcessingSettings(BaseModel):
         description="a partition none of the last this many records came from stops holding sessions open",
     )
     margin: float = Field(0.30, gt=0, le=1, description="gross margin on revenue")
+    value_at_stake: Literal["expected_order", "cart"] = Field(
+        "expected_order",
+        description=(
+            "the order each offer's value at stake (margin × order − cost) is computed on: the order expected "
+            "from those who bought under the offer with such a cart (learned, bandits/order_value.py), or the cart"
+        ),
+    )
     max_message_bytes: int = Field(65_536, ge=256, description="larger messages are dead letters")
     max_ts_skew_s: float = Field(
         366 * 86400.0,
@@ -219,10 +226,15 @@ class PolicySettings(BaseModel):
     )
     prior_precision: float = Field(1.0, gt=0, description="linear policies: prior precision λ of the coefficients")
     noise_prior_shape: float = Field(
-        2.0, gt=0, description="linear policies: inverse-gamma shape of the profit noise variance prior"
+        2.0, gt=0, description="linear policies: inverse-gamma shape of the noise variance prior"
     )
-    noise_prior_scale: float = Field(
-        300.0, gt=0, description="linear policies: its scale (prior mean variance scale/(shape-1): one decision's)"
+    noise_prior_scale: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "linear policies: its scale (prior mean variance scale/(shape-1): one decision's); "
+            "unset: sized for the target, 0.25 for purchase (0/1), 300 for profit"
+        ),
     )
     lift_prior_precision: float = Field(
         1.0, gt=0, description="linear policies: prior precision of the offers' own (lift) coefficients"
@@ -237,8 +249,15 @@ class PolicySettings(BaseModel):
     forget_half_life: float | None = Field(
         20_000.0, gt=0, description="linear policies: rewards after which old evidence weighs half (None: never)"
     )
+    target: Literal["purchase", "profit"] = Field(
+        "purchase",
+        description=(
+            "linear policies: what the model is fitted to: whether the decision's session bought (0/1), or the "
+            "profit (rows scaled by the value at stake); either way offers rank by P(buy) × value at stake"
+        ),
+    )
     exploration: float = Field(
-        1.0, gt=0, description="linear TS: scale on the posterior spread it samples from (below 1 explores less)"
+        0.5, gt=0, description="linear TS: scale on the posterior spread it samples from (below 1 explores less)"
     )
     ucb_alpha: float = Field(1.5, ge=0, description="LinUCB: predictive standard deviations added to the mean")
     prior_mean: float = 0.0
@@ -255,6 +274,12 @@ class PolicySettings(BaseModel):
     def _terms_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         ContextEncoder(value)  # raises ValueError naming the bad term
         return value
+
+    @model_validator(mode="after")
+    def _purchase_needs_values(self) -> PolicySettings:
+        if self.target == "purchase" and self.value_key is None:
+            raise ValueError("target 'purchase' ranks offers by P(buy) × value at stake: it needs a value_key")
+        return self
 
 
 class ModelSettings(BaseModel):

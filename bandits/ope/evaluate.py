@@ -57,6 +57,7 @@ def target_factory(
             "lift_context": (),
             "lift_by": (),
             "value_key": None,
+            "target": "profit",
             "prior_coefficients": {},
         }
     policy_settings = (settings or PolicySettings()).model_copy(update=update)

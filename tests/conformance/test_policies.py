@@ -32,9 +32,11 @@ def build(name: str) -> Policy:
 def trained(name: str) -> Policy:
     policy = build(name)
     rng = np.random.default_rng(0)
-    for _ in range(50):
+    for _ in range(100):  # free shipping sells twice as often; a purchase earns the offer's value at stake
         offer = OFFERS[int(rng.integers(len(OFFERS)))]
-        policy.update(CONTEXT, offer, float(rng.normal(3.0 if offer == "free_shipping" else 1.0)), 0.2)
+        bought = bool(rng.random() < (0.4 if offer == "free_shipping" else 0.2))
+        reward = CONTEXT[f"margin_value:{offer}"] if bought else 0.0
+        policy.update(CONTEXT, offer, reward, 0.2, converted=bought)
     return policy
 
 

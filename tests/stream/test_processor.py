@@ -171,9 +171,9 @@ def test_the_stage_clock_charges_each_stage_its_own_time():
             now[0] += 1_000_000
             return policy.choose(*args)
 
-        def update(self, *args):
+        def update(self, *args, **kwargs):
             now[0] += 1_000_000
-            return policy.update(*args)
+            return policy.update(*args, **kwargs)
 
     core.policy = SlowPolicy()
     outs = outputs(
