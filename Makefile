@@ -34,7 +34,7 @@ setup: $(BIN)/offerstream $(OBD_STAMP) kafka-fetch ## Create .venv with offerstr
 lint: $(BIN)/offerstream ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --no-cache --check .
-	$(BIN)/mypy stream models bandits
+	$(BIN)/mypy stream models bandits bench
 
 format: $(BIN)/offerstream ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -63,24 +63,24 @@ run: $(BIN)/offerstream ## Worker + closed-loop simulated shop with a live summa
 	fi
 
 bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, worker vs raw pass-through, memory, then the retrain, freshness, OPE and policy benches
-	$(PY) -m stream.benchmark
-	$(PY) -m stream.bench_memory
-	$(PY) -m stream.bench_retrain
-	$(PY) -m stream.bench_freshness
-	$(PY) -m stream.bench_ope
-	$(PY) -m stream.bench_policies
+	$(PY) -m bench.benchmark
+	$(PY) -m bench.memory
+	$(PY) -m bench.retrain
+	$(PY) -m bench.freshness
+	$(PY) -m bench.ope
+	$(PY) -m bench.policies
 
 bench-memory: $(BIN)/offerstream ## Bytes of state per user, and peak RSS with a million users' state
-	$(PY) -m stream.bench_memory
+	$(PY) -m bench.memory
 
 bench-retrain: $(BIN)/offerstream ## Nightly retrain on a generated 180-day archive (~9.5M events): scratch vs warm
-	$(PY) -m stream.bench_retrain
+	$(PY) -m bench.retrain
 
 bench-freshness: $(BIN)/offerstream ## Online learner vs nightly snapshot around an abrupt shift (both curves)
-	$(PY) -m stream.bench_freshness
+	$(PY) -m bench.freshness
 
 bench-ope: $(BIN)/offerstream $(OBD_STAMP) ## Off-policy evaluation on the Open Bandit Dataset sample (IPW, SNIPW, DR, replay)
-	$(PY) -m stream.bench_ope
+	$(PY) -m bench.ope
 
 LAB_SCENARIOS ?= stationary abrupt seasonal gradual
 LAB_DAYS ?= 60
@@ -112,4 +112,4 @@ clean: ## Remove build and run artefacts (not the broker jar cache)
 	rm -rf .run build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 bench-policies: $(BIN)/offerstream ## Bandit policies closed loop on the simulator (profit vs oracle and best fixed offer) and µs per decision
-	$(PY) -m stream.bench_policies
+	$(PY) -m bench.policies

@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 
-from bandits.registry import make_policy
-from stream.processor import Processor
-from stream.records import SourceRecord
-from stream.settings import Settings, load_settings
+from bandits.factory import make_policy
+from stream.app.settings import Settings, load_settings
+from stream.core.records import SourceRecord
+from stream.engine.processor import Processor
 
 T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
 MINUTE = 60_000

@@ -16,9 +16,9 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from stream.kafka_io import ensure_topics
-from stream.settings import KafkaSettings, Settings
-from stream.worker import WorkerResult, run_worker
+from stream.app.settings import KafkaSettings, Settings
+from stream.app.worker import WorkerResult, run_worker
+from stream.kafka.clients import ensure_topics
 
 
 def wait_for(

@@ -24,11 +24,11 @@ import numpy as np
 
 from bandits.base import Policy
 from bandits.baselines import FixedOfferPolicy
+from bandits.factory import POLICIES
 from bandits.ope import estimators as est
 from bandits.ope.logs import LoggedRounds, OpeError
 from bandits.ope.reward_model import cross_fitted_q
-from bandits.registry import POLICIES
-from stream.settings import PolicySettings
+from stream.app.settings import PolicySettings
 
 ESTIMATORS = ("ipw", "snipw", "dr", "replay")
 

@@ -26,8 +26,8 @@ from typing import Any, TypeGuard
 import numpy as np
 import orjson
 
-from stream.errors import OfferstreamError
-from stream.jsonl import iter_lines
+from stream.core.errors import OfferstreamError
+from stream.core.jsonl import iter_lines
 
 
 class OpeError(OfferstreamError):

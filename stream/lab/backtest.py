@@ -23,10 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from bandits.offers import Offer, default_catalogue
-from models.metrics import auc_summary, ece, log_loss
-from models.retrain import NIGHTLY_PARAMS
-from models.sampling import DEFAULT_TIERS, Tier, format_tiers, uniform
-from models.snapshot_training import TrainParams
+from models.history.sampling import DEFAULT_TIERS, Tier, format_tiers, uniform
+from models.snapshots.quality import auc_summary, ece, log_loss
+from models.snapshots.retrain import NIGHTLY_PARAMS
+from models.snapshots.training import TrainParams
 from stream.lab.rows import LabRows
 from stream.lab.strategies import STRATEGIES, Day, Online, Strategy, days_of, make_strategy
 

@@ -1,7 +1,7 @@
 """The lab's input: one labelled row per session that reached a decision point, with its two moments in time.
 
 The events (a simulated scenario, a replayed recording, or an archive) pass once through
-:class:`stream.tracking.StateTracker`, the worker's own state stage, so a row's features are exactly those the
+:class:`models.behaviour.tracker.StateTracker`, the worker's own state stage, so a row's features are exactly those the
 worker computes at the session's first decision point. Each row carries
 
 * ``decision_ms``: when the features were computed, the moment a model is asked (and evaluated);
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from models.features import FEATURE_NAMES
-from models.trainset import PRICE_FEATURE_NAMES, ArchivedEvent
-from stream.settings import ProcessingSettings
-from stream.tracking import ClosedSession, StateTracker
+from models.behaviour.features import FEATURE_NAMES
+from models.behaviour.tracker import ClosedSession, StateTracker
+from models.snapshots.archive_rows import PRICE_FEATURE_NAMES, ArchivedEvent
+from stream.app.settings import ProcessingSettings
 
 
 @dataclass(frozen=True)

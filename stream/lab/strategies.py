@@ -19,7 +19,7 @@ strategy is evaluated on data it trained on. Each strategy counts any forecast o
 With ``retrain_every`` N the snapshot strategies train N nights after their last training (weekly: 7), and
 the first model as soon as they can; with drift-triggered retraining also the night after the drift watch (an
 online intent learner's ADWIN on its own error) raised an alarm. XGBoost uses the nightly retrain's parameters
-(``models.retrain.NIGHTLY_PARAMS``; the lab runs it on one thread). Training compute is measured per night:
+(``models.snapshots.retrain.NIGHTLY_PARAMS``; the lab runs it on one thread). Training compute is measured per night:
 CPU seconds (``time.process_time``), rows, and, on Linux, the peak resident memory added while training
 (``/proc/self/clear_refs`` resets the high-water mark first); the online learner's compute is the CPU its
 learning took during the day.
@@ -39,10 +39,10 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 
-from models.learners.registry import make_learners
-from models.retrain import NIGHTLY_PARAMS
-from models.sampling import DEFAULT_TIERS, RecencySampler, Tier
-from models.snapshot_training import TrainParams, train
+from models.history.sampling import DEFAULT_TIERS, RecencySampler, Tier
+from models.learners.factory import make_learners
+from models.snapshots.retrain import NIGHTLY_PARAMS
+from models.snapshots.training import TrainParams, train
 from stream.lab.rows import LabRows, row_features
 
 IntArray = npt.NDArray[np.int64]

@@ -30,8 +30,7 @@ from __future__ import annotations
 import math
 
 from bandits.offers import Offer
-
-from .scenarios import Conditions
+from stream.simulator.scenarios import Conditions
 
 BASE_CART = -2.7
 BASE_CHECKOUT = -0.85

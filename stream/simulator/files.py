@@ -14,10 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from stream.jsonl import dumps_line, open_binary
-
-from .scenarios import Scenario
-from .simulation import Simulation
+from stream.core.jsonl import dumps_line, open_binary
+from stream.simulator.scenarios import Scenario
+from stream.simulator.simulation import Simulation
 
 
 def simulate_to_file(

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bandits.offers import Offer, profit
-
-from .behaviour import offer_lift, purchase_probability
-from .scenarios import Conditions
+from stream.simulator.behaviour import offer_lift, purchase_probability
+from stream.simulator.scenarios import Conditions
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,10 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from bandits.offers import Offer
-
-from .behaviour import CART, CHECKOUT, buy_logits, cart_logit, offer_lift, sigmoid
-from .oracle import DecisionState
-from .scenarios import Conditions
-from .shoppers import ProductCatalogue, Shopper
+from stream.simulator.behaviour import CART, CHECKOUT, buy_logits, cart_logit, offer_lift, sigmoid
+from stream.simulator.oracle import DecisionState
+from stream.simulator.scenarios import Conditions
+from stream.simulator.shoppers import ProductCatalogue, Shopper
 
 REFERRERS: tuple[tuple[str, float], ...] = (
     ("direct", 0.30),

@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 
 from bandits.offers import Offer, catalogue_by_name, default_catalogue
-
-from .behaviour import CART
-from .oracle import OracleMemory, expected_profits, truth_record
-from .scenarios import DAILY_AMPLITUDE, Scenario, daily_cycle, get_scenario
-from .sessions import Draws, Session
-from .shoppers import CATEGORIES, Population, ProductCatalogue
-from .stats import FunnelStats
+from stream.simulator.behaviour import CART
+from stream.simulator.oracle import OracleMemory, expected_profits, truth_record
+from stream.simulator.scenarios import DAILY_AMPLITUDE, Scenario, daily_cycle, get_scenario
+from stream.simulator.sessions import Draws, Session
+from stream.simulator.shoppers import CATEGORIES, Population, ProductCatalogue
+from stream.simulator.stats import FunnelStats
 
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
 HOUR_MS = 3_600_000

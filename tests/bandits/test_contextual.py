@@ -6,11 +6,11 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
+from bandits.factory import make_policy
 from bandits.offers import Catalogue
-from bandits.registry import make_policy
-from stream.bench_policies import closed_loop
-from stream.processor import offer_terms
-from stream.settings import PolicySettings
+from bench.policies import closed_loop
+from stream.app.settings import PolicySettings
+from stream.engine.processor import offer_terms
 
 OFFERS = Catalogue().names
 MARGIN = 0.3

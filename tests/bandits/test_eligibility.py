@@ -5,8 +5,8 @@ from factories import MINUTE, T0, event, records, settings
 
 from bandits.eligibility import Eligibility, EligibilityRule
 from bandits.offers import Catalogue
-from stream.errors import ConfigError
-from stream.replay import build_processor
+from stream.app.replay import build_processor
+from stream.core.errors import ConfigError
 
 RULES = [
     {"when": "cart_value > 150", "offers": ["free_shipping"]},

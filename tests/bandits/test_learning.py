@@ -2,7 +2,7 @@
 
 from factories import settings
 
-from stream.replay import build_processor, decider
+from stream.app.replay import build_processor, decider
 from stream.simulator import Simulation, closed_loop_run
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from bandits.linear_thompson import LinearThompson
 from bandits.offers import Catalogue
-from stream.processor import offer_terms
+from stream.engine.processor import offer_terms
 
 TERMS = offer_terms(Catalogue().offers)
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from stream.cli import main
-from stream.jsonl import iter_lines
+from stream.core.jsonl import iter_lines
 
 
 def invoke(*args: str) -> str:

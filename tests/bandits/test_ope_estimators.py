@@ -10,7 +10,7 @@ import pytest
 from bandits.ope import estimators as est
 from bandits.ope.evaluate import evaluate
 from bandits.ope.logs import LoggedRounds, OpeError
-from stream.settings import PolicySettings
+from stream.app.settings import PolicySettings
 
 ACTIONS = ("a", "b", "c")
 BASE = np.array([1.0, 2.0, 1.5])

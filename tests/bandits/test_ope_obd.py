@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from bandits.ope.evaluate import evaluate, target_factory
 from bandits.ope.logs import OpeError, read_obd
 from bandits.ope.obd import obd_csv
+from stream.app.settings import load_settings
 from stream.cli import main
-from stream.settings import load_settings
 
 
 def obd_file(policy: str, campaign: str = "all") -> Path:

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from bandits.linear_thompson import LinearThompson
 from bandits.offers import Catalogue
-from stream.processor import offer_terms
-from stream.settings import PolicySettings
+from stream.app.settings import PolicySettings
+from stream.engine.processor import offer_terms
 
 TERMS = offer_terms(Catalogue().offers)
 BUY = {"none": 0.10, "free_shipping": 0.30}  # shoppers from ads: free shipping triples who buys

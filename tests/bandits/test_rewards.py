@@ -2,7 +2,7 @@
 
 from factories import MINUTE, T0, event, processor, records
 
-from stream.records import OutputKind
+from stream.core.records import OutputKind
 
 
 def run(events, **overrides):

@@ -1,4 +1,4 @@
-"""The shared checks every online learner must pass. A learner registered in models.learners.registry joins
+"""The shared checks every online learner must pass. A learner registered in models.learners.factory joins
 automatically.
 
 The stream is generic: 15 session-like features plus the price-sensitivity learner's reserved offer keys (the
@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from models.learners.base import DriftMonitor, OnlineLearner
-from models.learners.registry import LEARNERS, make_learners
+from models.learners.factory import LEARNERS, make_learners
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -201,7 +201,7 @@ def test_drift_monitor_sees_the_learning_stream(name):
 
 _REPLAY = """
 from tests.conformance.test_learners import feed, predictions, stream
-from models.learners.registry import make_learners
+from models.learners.factory import make_learners
 for name, learner in sorted(make_learners(seed=5).items()):
     feed(learner, stream(300))
     print(name, learner.version, [p.hex() for p in predictions(learner)])

@@ -1,4 +1,4 @@
-"""The shared checks every bandit policy must pass. A policy registered in bandits.registry joins automatically."""
+"""The shared checks every bandit policy must pass. A policy registered in bandits.factory joins automatically."""
 
 import copy
 
@@ -7,9 +7,9 @@ import orjson
 import pytest
 
 from bandits.base import Policy
+from bandits.factory import POLICIES
 from bandits.offers import Catalogue
-from bandits.registry import POLICIES
-from stream.settings import PolicySettings
+from stream.app.settings import PolicySettings
 
 OFFERS = ["none", "discount_5", "discount_10", "discount_15", "free_shipping"]
 CATALOGUE = Catalogue()

@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from stream.state import InMemoryStore, SessionState, StateStore, UserState
+from models.behaviour.state import InMemoryStore, SessionState, StateStore, UserState
 
 STORES = {"memory": InMemoryStore}
 

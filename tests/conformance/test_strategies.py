@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from factories import simulated_events
 
+from stream.app.settings import load_settings
 from stream.lab.rows import LabRows, collect_rows
 from stream.lab.strategies import STRATEGIES, days_of, make_strategy
-from stream.settings import load_settings
 
 
 @functools.cache

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from kafka_helpers import BROKER_SCRIPT, free_port
 
-from stream.kafka_io import ensure_topics
-from stream.settings import Settings, load_settings
+from stream.app.settings import Settings, load_settings
+from stream.kafka.clients import ensure_topics
 
 SCRIPT = BROKER_SCRIPT
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from stream.bench_latency import bench_latency
-from stream.benchmark import _fresh_topics, _with_kafka
+from bench.benchmark import _fresh_topics, _with_kafka
+from bench.latency import bench_latency
 
 
 def test_the_latency_bench_measures_decisions_from_a_separate_traffic_process(kafka_settings, tmp_path):

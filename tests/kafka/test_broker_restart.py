@@ -18,12 +18,12 @@ import uuid
 import pytest
 from kafka_helpers import BROKER_SCRIPT, committed_total, free_port, group_done, log_tail, start_worker, wait_for
 
-from stream.kafka_io import ensure_topics
-from stream.recording import iter_topic, produce_values
-from stream.replay import replay_files
-from stream.settings import load_settings
+from stream.app.replay import replay_files
+from stream.app.settings import load_settings
+from stream.io.file_source import read_file
+from stream.kafka.clients import ensure_topics
+from stream.kafka.topic_files import iter_topic, produce_values
 from stream.simulator import simulate_to_file
-from stream.sources import read_file
 
 pytestmark = pytest.mark.slow
 

@@ -25,12 +25,12 @@ from kafka_helpers import (
     wait_for,
 )
 
-from stream.checkpoint import read_snapshot, snapshot_path
-from stream.recording import iter_topic, produce_values
-from stream.recovery import state_key
-from stream.settings import Settings
+from stream.app.recovery import state_key
+from stream.app.settings import Settings
+from stream.engine.checkpoint import read_snapshot, snapshot_path
+from stream.io.file_source import read_file
+from stream.kafka.topic_files import iter_topic, produce_values
 from stream.simulator import simulate_to_file
-from stream.sources import read_file
 
 pytestmark = pytest.mark.slow
 

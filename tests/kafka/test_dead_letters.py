@@ -7,8 +7,8 @@ import base64
 import orjson
 from kafka_helpers import run_until_consumed
 
-from stream.kafka_io import make_producer
-from stream.recording import iter_topic
+from stream.kafka.clients import make_producer
+from stream.kafka.topic_files import iter_topic
 
 T0 = 1_767_600_000_000
 

@@ -14,7 +14,7 @@ import orjson
 from hostile import hostile_corpus
 from kafka_helpers import one_partition_copy, run_until_consumed
 
-from stream.recording import iter_topic, produce_values
+from stream.kafka.topic_files import iter_topic, produce_values
 
 FUZZ_MESSAGES = int(os.environ.get("OFFERSTREAM_FUZZ_MESSAGES", "10000"))
 

@@ -8,9 +8,9 @@ import urllib.request
 from kafka_helpers import free_port, run_until_consumed, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.recording import iter_topic, produce_values
+from stream.io.file_source import read_file
+from stream.kafka.topic_files import iter_topic, produce_values
 from stream.simulator import simulate_to_file
-from stream.sources import read_file
 
 
 def _scrape(port: int) -> dict[str, list]:

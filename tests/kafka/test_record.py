@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from kafka_helpers import suffixed_topics
 
 from stream.cli import main
-from stream.errors import DeliveryError
-from stream.recording import iter_topic, produce_values
+from stream.core.errors import DeliveryError
+from stream.io.file_source import read_file
+from stream.kafka.topic_files import iter_topic, produce_values
 from stream.simulator import simulate_to_file
-from stream.sources import read_file
 
 
 def test_record_then_replay_sees_exactly_what_the_topic_holds(tmp_path, kafka_settings):

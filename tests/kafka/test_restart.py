@@ -9,10 +9,10 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 from kafka_helpers import group_done, log_tail, run_process_to_end, start_worker, wait_for
 
-from stream.recording import iter_topic, produce_values
-from stream.replay import replay_files
+from stream.app.replay import replay_files
+from stream.io.file_source import read_file
+from stream.kafka.topic_files import iter_topic, produce_values
 from stream.simulator import simulate_to_file
-from stream.sources import read_file
 
 SMALL_BATCHES = {"OFFERSTREAM_KAFKA__MAX_POLL_RECORDS": "25"}  # the stop lands mid-stream
 

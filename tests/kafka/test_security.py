@@ -8,7 +8,7 @@ import pytest
 from kafka.errors import KafkaError
 from pydantic import SecretStr
 
-from stream.kafka_io import KafkaSource, make_producer
+from stream.kafka.clients import KafkaSource, make_producer
 
 SECRET = "s3cr3t-pa55word-4711"
 

@@ -9,8 +9,8 @@ from kafka import KafkaProducer
 from kafka.structs import TopicPartition
 from kafka_helpers import one_partition_copy
 
-from stream.kafka_io import KafkaSource
-from stream.recording import produce_values
+from stream.kafka.clients import KafkaSource
+from stream.kafka.topic_files import produce_values
 
 
 def _aborted_transaction(settings, count: int) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from kafka_helpers import one_partition_copy, run_until_consumed
 
-from stream.recording import iter_topic, produce_values
-from stream.replay import replay_files
+from stream.app.replay import replay_files
+from stream.io.file_source import read_file
+from stream.kafka.topic_files import iter_topic, produce_values
+from stream.kafka.transactions import KafkaTransaction, TransactionAborted
 from stream.simulator import simulate_to_file
-from stream.sources import read_file
-from stream.transactions import KafkaTransaction, TransactionAborted
 
 
 def test_an_aborted_batch_is_invisible_and_the_recovered_worker_matches_a_replay(tmp_path, kafka_settings, monkeypatch):

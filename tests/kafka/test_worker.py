@@ -8,8 +8,8 @@ from collections import Counter
 import orjson
 from kafka_helpers import run_until_consumed
 
-from stream.recording import iter_topic, produce_files
-from stream.replay import replay_files
+from stream.app.replay import replay_files
+from stream.kafka.topic_files import iter_topic, produce_files
 from stream.simulator import simulate_to_file
 
 
@@ -54,8 +54,8 @@ def test_simulated_events_in_exactly_the_expected_decisions_out(tmp_path, kafka_
 
 
 def test_one_partition_gives_byte_identical_decisions_to_a_replay(tmp_path, bootstrap):
-    from stream.kafka_io import ensure_topics
-    from stream.settings import load_settings
+    from stream.app.settings import load_settings
+    from stream.kafka.clients import ensure_topics
 
     tag = uuid.uuid4().hex[:8]
     settings = load_settings(

@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 from factories import simulated_events
 
-from models.features import FEATURE_NAMES
+from models.behaviour.features import FEATURE_NAMES
+from stream.app.settings import load_settings
 from stream.cli import main
 from stream.lab.backtest import LabConfig, compare, probe_rows, recommendation, run_backtest
 from stream.lab.rows import LabRows, collect_rows
 from stream.lab.strategies import Full, days_of
-from stream.settings import load_settings
 
 
 @functools.cache
@@ -257,7 +257,7 @@ def assert_report_agrees_with_json(page: str, data: dict) -> None:
 
 
 def test_the_cli_names_every_strategy_and_refuses_others(tmp_path):
-    from stream.cli_lab import STRATEGY_NAMES
+    from stream.cli.lab import STRATEGY_NAMES
     from stream.lab.strategies import STRATEGIES
 
     assert tuple(STRATEGIES) == STRATEGY_NAMES

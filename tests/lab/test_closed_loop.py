@@ -7,10 +7,10 @@ from html.parser import HTMLParser
 import orjson
 from click.testing import CliRunner
 
+from stream.app.settings import load_settings
 from stream.cli import main
 from stream.lab.backtest import LabConfig
-from stream.lab.closed_loop import EPSILON, run_closed_loop
-from stream.settings import load_settings
+from stream.lab.decision_value import EPSILON, run_closed_loop
 
 
 def test_a_closed_loop_is_reproducible_and_earns_no_more_than_the_oracle():

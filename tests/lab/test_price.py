@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from bandits.offers import default_catalogue
-from models.features import FEATURE_NAMES
-from stream.cli_lab import _simulated
+from models.behaviour.features import FEATURE_NAMES
+from stream.app.settings import load_settings
+from stream.cli.lab import _simulated
 from stream.lab.backtest import LabConfig, decision_value, ope_value, run_backtest
 from stream.lab.rows import RowCollector
-from stream.settings import load_settings
 
 
 @functools.cache
@@ -90,7 +90,7 @@ def test_the_lab_compares_price_models_and_their_decision_value_with_intervals()
 def test_on_an_archive_with_logged_decisions_the_price_models_are_valued_off_policy(tmp_path):
     from click.testing import CliRunner
 
-    from stream.bench_retrain import generate_archive
+    from bench.retrain import generate_archive
     from stream.cli import main
 
     archive = tmp_path / "archive"

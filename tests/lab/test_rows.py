@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from factories import T0, event
 
+from stream.app.settings import load_settings
 from stream.lab.rows import collect_rows
-from stream.settings import load_settings
 
 DAY = 86_400_000
 

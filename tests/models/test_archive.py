@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from models import archive
-from models.archive import ArchiveError, ArchiveWriter, archive_days, iter_archive, read_day
+from models.history import archive
+from models.history.archive import ArchiveError, ArchiveWriter, archive_days, iter_archive, read_day
 
 DAY5 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
 DAY_MS = 86_400_000
@@ -105,7 +105,7 @@ def test_a_truncated_final_member_keeps_what_is_complete_and_warns(tmp_path, cap
     part = next(tmp_path.rglob("*.gz"))
     data = part.read_bytes()
     part.write_bytes(data[:-7])  # a crash in the middle of the second flush
-    with caplog.at_level(logging.WARNING, logger="models.archive"):
+    with caplog.at_level(logging.WARNING, logger="models.history.archive"):
         assert ids(read_day(tmp_path, "events", date(2026, 1, 5))) == ["a"]
     assert str(part) in caplog.text
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 from factories import settings, simulated_events
 
-from models.features import behaviour_features, user_vector, user_vector_at
-from stream.contract import parse_event
-from stream.tracking import StateTracker
+from models.behaviour.features import behaviour_features, user_vector, user_vector_at
+from models.behaviour.tracker import StateTracker
+from stream.core.contract import parse_event
 
 
 def test_user_vector_at_equals_the_vector_of_the_full_features():

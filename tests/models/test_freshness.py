@@ -29,10 +29,7 @@ import numpy as np
 import orjson
 import pytest
 
-from models.metrics import auc_delong, auc_summary, calibration
-from models.registry import Registry
-from models.retrain import retrain_nightly
-from stream.bench_freshness import (
+from bench.freshness import (
     DAY_MS,
     HOUR_MS,
     START_MS,
@@ -44,7 +41,10 @@ from stream.bench_freshness import (
     simulate_events,
     snapshot_intent,
 )
-from stream.replay import replay_files
+from models.snapshots.quality import auc_delong, auc_summary, calibration
+from models.snapshots.registry import Registry
+from models.snapshots.retrain import retrain_nightly
+from stream.app.replay import replay_files
 from stream.simulator import Simulation, get_scenario
 from stream.simulator.scenarios import NEUTRAL
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-import models.registry as registry_module
-from models.registry import (
+import models.snapshots.registry as registry_module
+from models.snapshots.registry import (
     FORMAT,
     Registry,
     RegistryError,
@@ -28,7 +28,7 @@ from models.registry import (
     SnapshotRejected,
     check_ubjson,
 )
-from stream.errors import OfferstreamError
+from stream.core.errors import OfferstreamError
 
 NAMES = ["views", "carts", "price_ratio", "minutes"]
 FEATURES_VERSION = "test-v1"
@@ -459,12 +459,12 @@ def test_score_refuses_wrong_shapes_and_unknown_models(deep_snapshot: Snapshot) 
 # -- the watcher ----------------------------------------------------------------------------------------------
 @pytest.fixture
 def caplog_registry(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    caplog.set_level(logging.DEBUG, logger="models.registry")
+    caplog.set_level(logging.DEBUG, logger="models.snapshots.registry")
     yield caplog
 
 
 def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "models.registry" and r.levelno == level]
+    return [r.getMessage() for r in caplog.records if r.name == "models.snapshots.registry" and r.levelno == level]
 
 
 def test_watcher_without_a_registry_is_quiet(
@@ -570,7 +570,7 @@ def test_watcher_rejects_a_negative_interval(registry: Registry) -> None:
 
 
 def test_a_swapped_out_snapshot_is_freed_even_with_the_heap_frozen(registry: Registry) -> None:
-    """The worker freezes its heap after each checkpoint (``stream.heap.settle``): frozen objects are never
+    """The worker freezes its heap after each checkpoint (``stream.app.heap.settle``): frozen objects are never
     scanned again, so a snapshot caught in a reference cycle would leak at every nightly swap. It holds none:
     dropping the last reference frees it, boosters included."""
     registry.promote(write(registry), {"promote": True})

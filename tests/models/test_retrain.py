@@ -7,10 +7,10 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from models.archive import archive_days
-from models.features import FEATURES_VERSION
-from models.registry import Registry
-from models.schedule import RetrainScheduler, pending_requests, request_retrain
+from models.behaviour.features import FEATURES_VERSION
+from models.history.archive import archive_days
+from models.snapshots.registry import Registry
+from models.snapshots.schedule import RetrainScheduler, pending_requests, request_retrain
 from stream.cli import main
 from stream.simulator import simulate_to_file
 

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from models.archive import ArchiveWriter
-from models.sampling import (
+from models.history.archive import ArchiveWriter
+from models.history.sampling import (
     DEFAULT_TIERS,
     RecencySampler,
     Tier,
@@ -18,7 +18,7 @@ from models.sampling import (
     parse_tiers,
     sample_archive,
 )
-from stream.errors import ConfigError
+from stream.core.errors import ConfigError
 
 AS_OF = date(2026, 6, 30)
 PER_DAY = 400

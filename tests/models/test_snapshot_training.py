@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from models.snapshot_training import Rows, TrainingSet, TrainParams, evaluate, gate, train
+from models.snapshots.training import Rows, TrainingSet, TrainParams, evaluate, gate, train
 
 FEATURES = [f"f{i}" for i in range(8)]
 FAST = TrainParams(num_rounds=40, warm_rounds=30, nthread=2, seed=5)

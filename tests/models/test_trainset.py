@@ -7,11 +7,11 @@ import orjson
 import pytest
 from factories import settings as settings_with
 
-from models.archive import archive_days, read_day
-from models.features import FEATURE_NAMES
-from models.sampling import RecencySampler, Tier
-from models.trainset import build_training_data
-from stream.replay import replay_files
+from models.behaviour.features import FEATURE_NAMES
+from models.history.archive import archive_days, read_day
+from models.history.sampling import RecencySampler, Tier
+from models.snapshots.archive_rows import build_training_data
+from stream.app.replay import replay_files
 from stream.simulator import simulate_to_file
 
 

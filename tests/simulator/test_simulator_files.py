@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from stream.jsonl import iter_lines
+from stream.core.jsonl import iter_lines
 from stream.simulator import Simulation, simulate_to_file
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stream.contract import EVENT_TYPES
+from stream.core.contract import EVENT_TYPES
 from stream.simulator import Simulation
 
 TYPES = set(EVENT_TYPES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream.bench_memory import million_in_child, users_alone
+from bench.memory import million_in_child, users_alone
 
 
 def test_users_alone_cost_less_once_their_sessions_closed():

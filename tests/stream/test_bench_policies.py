@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stream.bench_policies import NightlyJob, closed_loop, shop_settings
-from stream.records import Output, OutputKind
-from stream.replay import build_processor, decider
+from bench.policies import NightlyJob, closed_loop, shop_settings
+from stream.app.replay import build_processor, decider
+from stream.core.records import Output, OutputKind
 from stream.simulator import Simulation, closed_loop_run
 
 

@@ -9,7 +9,7 @@ import textwrap
 SCRIPT = textwrap.dedent(
     """
     import os, signal, time
-    from stream.benchmark import exit_on_sigterm
+    from bench.benchmark import exit_on_sigterm
     exit_on_sigterm()
     try:
         os.kill(os.getpid(), signal.SIGTERM)

@@ -7,8 +7,8 @@ import tracemalloc
 import orjson
 from factories import T0, event, processor, records
 
-from stream.dedup import RecentEventIds
-from stream.records import OutputKind
+from stream.core.records import OutputKind
+from stream.engine.dedup import RecentEventIds
 
 DAY = 86_400_000
 

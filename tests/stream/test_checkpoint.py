@@ -12,8 +12,8 @@ import orjson
 import pytest
 from factories import MINUTE, T0, event, processor, records
 
-from stream.checkpoint import _MAGIC, checkpoint_key, read_snapshot, snapshot_path, write_snapshot
-from stream.records import OutputKind
+from stream.core.records import OutputKind
+from stream.engine.checkpoint import _MAGIC, checkpoint_key, read_snapshot, snapshot_path, write_snapshot
 
 KEY = b"k" * 32
 OFFSETS = {"t.clickstream:0": 12, "t.clickstream:1": None}
@@ -41,7 +41,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact_and_no_partial_file(p
     def disk_full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("stream.checkpoint.os.fsync", disk_full)
+    monkeypatch.setattr("stream.engine.checkpoint.os.fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
         write_snapshot(path, {"t.clickstream:0": 99}, {"newer": True}, KEY)
     assert read_snapshot(path, KEY) == (OFFSETS, STATE)
@@ -51,8 +51,8 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact_and_no_partial_file(p
 def test_a_worker_whose_checkpoint_fails_logs_it_and_goes_on(tmp_path, monkeypatch, caplog):
     from types import SimpleNamespace
 
-    from stream.settings import load_settings
-    from stream.worker import _Attempt
+    from stream.app.settings import load_settings
+    from stream.app.worker import _Attempt
 
     settings = load_settings(env={}, overrides={"state_dir": str(tmp_path / "state")})
     attempt = _Attempt(settings, None)
@@ -61,7 +61,7 @@ def test_a_worker_whose_checkpoint_fails_logs_it_and_goes_on(tmp_path, monkeypat
         settle_commits=lambda: True, committed={}, consumer=SimpleNamespace(assignment=lambda: set())
     )
     monkeypatch.setattr(
-        "stream.worker.write_checkpoint", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "disk full"))
+        "stream.app.worker.write_checkpoint", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "disk full"))
     )
     with caplog.at_level(logging.ERROR):
         assert attempt._checkpoint(source, 5000)
@@ -70,7 +70,7 @@ def test_a_worker_whose_checkpoint_fails_logs_it_and_goes_on(tmp_path, monkeypat
 
 
 def test_a_missing_file_is_none_without_noise(path, caplog):
-    with caplog.at_level(logging.INFO, logger="stream.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="stream.engine.checkpoint"):
         assert read_snapshot(path, KEY) is None
     assert caplog.records == []
 
@@ -83,7 +83,7 @@ def test_a_flipped_byte_in_the_body_is_refused_and_logged(path, caplog, where):
     i = {"first": body_start, "middle": (body_start + len(raw)) // 2, "last": len(raw) - 1}[where]
     raw[i] ^= 0x01
     path.write_bytes(bytes(raw))
-    with caplog.at_level(logging.ERROR, logger="stream.checkpoint"):
+    with caplog.at_level(logging.ERROR, logger="stream.engine.checkpoint"):
         assert read_snapshot(path, KEY) is None
     assert any(r.levelno == logging.ERROR and "signature" in r.getMessage() for r in caplog.records)
 
@@ -93,7 +93,7 @@ def test_a_flipped_byte_in_the_signature_is_refused(path, caplog):
     raw = bytearray(path.read_bytes())
     raw[raw.index(b"\n") - 1] ^= 0x01
     path.write_bytes(bytes(raw))
-    with caplog.at_level(logging.ERROR, logger="stream.checkpoint"):
+    with caplog.at_level(logging.ERROR, logger="stream.engine.checkpoint"):
         assert read_snapshot(path, KEY) is None
     assert any(r.levelno == logging.ERROR for r in caplog.records)
 
@@ -101,14 +101,14 @@ def test_a_flipped_byte_in_the_signature_is_refused(path, caplog):
 def test_a_truncated_file_is_refused(path, caplog):
     write_snapshot(path, OFFSETS, STATE, KEY)
     path.write_bytes(path.read_bytes()[:-5])
-    with caplog.at_level(logging.ERROR, logger="stream.checkpoint"):
+    with caplog.at_level(logging.ERROR, logger="stream.engine.checkpoint"):
         assert read_snapshot(path, KEY) is None
     assert any(r.levelno == logging.ERROR for r in caplog.records)
 
 
 def test_a_file_written_with_another_key_is_refused(path, caplog):
     write_snapshot(path, OFFSETS, STATE, b"another key")
-    with caplog.at_level(logging.ERROR, logger="stream.checkpoint"):
+    with caplog.at_level(logging.ERROR, logger="stream.engine.checkpoint"):
         assert read_snapshot(path, KEY) is None
     assert any("signature" in r.getMessage() for r in caplog.records)
     assert read_snapshot(path, b"another key") == (OFFSETS, STATE)
@@ -117,7 +117,7 @@ def test_a_file_written_with_another_key_is_refused(path, caplog):
 def test_an_unsigned_legacy_plain_json_file_is_refused(path, caplog):
     path.parent.mkdir(parents=True)
     path.write_bytes(orjson.dumps({"offsets": OFFSETS, "state": STATE}))
-    with caplog.at_level(logging.ERROR, logger="stream.checkpoint"):
+    with caplog.at_level(logging.ERROR, logger="stream.engine.checkpoint"):
         assert read_snapshot(path, KEY) is None
     assert any(r.levelno == logging.ERROR and "not a signed checkpoint" in r.getMessage() for r in caplog.records)
 
@@ -127,7 +127,7 @@ def test_a_signed_file_that_is_not_a_checkpoint_is_none(path, caplog):
     body = orjson.dumps({"something": "else"})
     path.parent.mkdir(parents=True)
     path.write_bytes(_MAGIC + hmac.new(KEY, body, hashlib.sha256).hexdigest().encode() + b"\n" + body)
-    with caplog.at_level(logging.WARNING, logger="stream.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="stream.engine.checkpoint"):
         assert read_snapshot(path, KEY) is None
     assert any("unreadable" in r.getMessage() for r in caplog.records)
 

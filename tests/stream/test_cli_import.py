@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from models.archive import archive_days, read_day
+from models.history.archive import archive_days, read_day
 from stream.cli import main
 
 ORDERS_CSV = """order,customer,when,sku,price,qty

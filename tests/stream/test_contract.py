@@ -6,8 +6,8 @@ from factories import event
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.contract import EVENT_TYPES, event_to_dict, parse_event
-from stream.errors import DeadLetterReason, InvalidMessage
+from stream.core.contract import EVENT_TYPES, event_to_dict, parse_event
+from stream.core.errors import DeadLetterReason, InvalidMessage
 
 
 def reason_of(raw: bytes) -> DeadLetterReason:

@@ -6,8 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from stream.metrics import WorkerMetrics
-from stream.settings import Settings
+from stream.app.monitoring import WorkerMetrics
+from stream.app.settings import Settings
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 

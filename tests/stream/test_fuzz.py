@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from bandits.registry import make_policy
-from stream.processor import Processor
-from stream.records import OutputKind
+from bandits.factory import make_policy
+from stream.core.records import OutputKind
+from stream.engine.processor import Processor
 
 FUZZ_MESSAGES = int(os.environ.get("OFFERSTREAM_FUZZ_MESSAGES", "10000"))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from stream import heap
+from stream.app import heap
 
 
 class _Cycle:

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from factories import processor
 from factories import records as make_records
 
-from stream import logs
 from stream.cli import main
+from stream.core import logs
 
 
 def _json_lines(logger_name: str, emit) -> list[dict]:
@@ -33,14 +33,14 @@ def _json_lines(logger_name: str, emit) -> list[dict]:
 def test_a_dead_letter_logs_its_topic_partition_offset_and_reason_as_fields():
     core = processor()
     batch = make_records([b"{not json", b"[1, 2]"], topic="clicks", partition=3)
-    lines = _json_lines("stream.processor", lambda: core.process_batch(batch))
+    lines = _json_lines("stream.engine.processor", lambda: core.process_batch(batch))
     dead = [line for line in lines if line["message"].startswith("dead letter")]
     assert [(d["topic"], d["partition"], d["offset"], d["reason"]) for d in dead] == [
         ("clicks", 3, 0, "invalid_json"),
         ("clicks", 3, 1, "not_an_object"),
     ]
     for d in dead:
-        assert d["level"] == "INFO" and d["logger"] == "stream.processor" and d["time"]
+        assert d["level"] == "INFO" and d["logger"] == "stream.engine.processor" and d["time"]
 
 
 def test_an_exception_keeps_its_traceback_in_one_json_line():

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.metrics import Health, MetricsServer, WorkerMetrics
+from stream.app.monitoring import Health, MetricsServer, WorkerMetrics
 
 
 def _samples(metrics: WorkerMetrics) -> dict[tuple[str, tuple], float]:

@@ -1,8 +1,8 @@
 import orjson
 from factories import MINUTE, T0, event, processor, records
 
-from stream.records import OutputKind, SourceRecord
-from stream.stages import StageClock
+from stream.core.records import OutputKind, SourceRecord
+from stream.engine.stage_clock import StageClock
 
 
 def outputs(core, events):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from stream.app.settings import describe, load_settings
 from stream.cli import main
-from stream.errors import ConfigError
-from stream.settings import describe, load_settings
+from stream.core.errors import ConfigError
 
 SECRET = "s3cr3t-pa55word-4711"
 KEY_SECRET = "key-pa55-0815"

@@ -10,9 +10,9 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 from kafka.structs import TopicPartition
 
-from stream.errors import SourceStalled
-from stream.metrics import Health, StallReporter
-from stream.stall_watch import ConsumerView, StallWatch
+from stream.app.monitoring import Health, StallReporter
+from stream.core.errors import SourceStalled
+from stream.kafka.stall_watch import ConsumerView, StallWatch
 
 TP = TopicPartition("clicks", 0)
 
@@ -139,7 +139,7 @@ def test_a_stuck_loop_logs_where_it_is_stuck_once_per_stall(caplog):
         release.wait(5)
 
     worker = threading.Thread(target=stuck_in_a_call_that_never_returns)
-    with caplog.at_level(logging.ERROR, logger="stream.metrics"):
+    with caplog.at_level(logging.ERROR, logger="stream.app.monitoring"):
         worker.start()
         reporter = StallReporter(health, worker.ident or 0, check_every_s=0.05)
         try:

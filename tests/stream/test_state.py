@@ -8,9 +8,9 @@ import math
 import orjson
 from factories import settings, simulated_events
 
-from stream.contract import parse_event
-from stream.state import session_dict, user_dict
-from stream.tracking import StateTracker
+from models.behaviour.state import session_dict, user_dict
+from models.behaviour.tracker import StateTracker
+from stream.core.contract import parse_event
 
 
 def _nan_safe(value):

@@ -4,8 +4,8 @@ import math
 
 from factories import MINUTE, T0, event, settings
 
-from stream.contract import Event
-from stream.tracking import StateTracker
+from models.behaviour.tracker import StateTracker
+from stream.core.contract import Event
 
 HOUR = 60 * MINUTE
 

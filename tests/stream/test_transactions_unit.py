@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from kafka.structs import TopicPartition
 
-from stream.transactions import KafkaTransaction, TransactionAborted
+from stream.kafka.transactions import KafkaTransaction, TransactionAborted
 
 
 class _NeverDone:

@@ -1,0 +1,57 @@
+"""Builds the configured policy. New policies register here and join the conformance suite automatically."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bandits.base import Policy
+from bandits.baselines import FixedOfferPolicy, UniformPolicy
+from bandits.linear_thompson import LinearThompson
+from bandits.linucb import LinUCB
+from bandits.thompson import ConjugateThompson
+from stream.app.settings import PolicySettings
+
+
+def _thompson(s: PolicySettings) -> Policy:
+    return ConjugateThompson(
+        mc_samples=s.mc_samples,
+        propensity_floor=s.propensity_floor,
+        prior_mean=s.prior_mean,
+        prior_strength=s.prior_strength,
+        prior_shape=s.prior_shape,
+        prior_scale=s.prior_scale,
+    )
+
+
+def linear_kwargs(s: PolicySettings) -> dict[str, Any]:
+    """The linear policies' constructor arguments from the settings (shared by linear TS and LinUCB)."""
+    return {
+        "context": s.context,
+        "lift_context": s.lift_context,
+        "lift_by": s.lift_by,
+        "mc_samples": s.mc_samples,
+        "propensity_floor": s.propensity_floor,
+        "prior_precision": s.prior_precision,
+        "lift_prior_precision": s.lift_prior_precision,
+        "prior_shape": s.noise_prior_shape,
+        "prior_scale": s.noise_prior_scale,
+        "forget_half_life": s.forget_half_life,
+        "prior_coefficients": s.prior_coefficients,
+        "value_key": s.value_key,
+        "target": s.target,
+    }
+
+
+POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
+    "linear_thompson": lambda s: LinearThompson(exploration=s.exploration, **linear_kwargs(s)),
+    "linucb": lambda s: LinUCB(ucb_alpha=s.ucb_alpha, **linear_kwargs(s)),
+    "thompson": _thompson,
+    "uniform": lambda s: UniformPolicy(),
+    "fixed": lambda s: FixedOfferPolicy(s.fixed_offer),
+}
+
+
+def make_policy(settings: PolicySettings) -> Policy:
+    """The policy named in ``settings.name``, built from its knobs."""
+    return POLICIES[settings.name](settings)

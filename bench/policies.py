@@ -1,0 +1,312 @@
+"""``make bench-policies``: what each bandit policy earns on the simulated shop, and what a decision costs.
+
+**Profit, closed loop.** For each scenario (``stationary`` and ``abrupt`` by default), the simulator's shoppers
+meet the processing core in process (``stream.simulator.closed_loop_run``): every decision point is answered by
+the policy, shoppers respond to the offer shown, purchases become rewards (margin × revenue − the offer's cost)
+that the policy learns from. Each policy runs on the same shoppers and seed for ``--days`` days (default 60) with
+``--users`` shoppers (default 40,000: about 1,700 decisions a day, a shop's traffic; the contextual policy needs
+it to pay), in ``--jobs`` processes (default: one per core; each run is deterministic, so the figures do not
+depend on it; about 45 minutes on two cores). The simulator knows every offer's expected reward at every
+decision point, so for each run this reports
+
+* ``chosen``: the expected profit of the offers the policy chose (no purchase noise), and as a fraction of the
+  oracle's (the best offer at every decision, knowing the shopper's latent traits);
+* ``best_fixed``: the best single offer shown at *the same* decision points (the simulator's expectation for
+  each offer, summed; ``fixed_profit`` has every offer's), and the fixed-offer policy itself run closed loop;
+* ``realised``: the rewards the worker actually attributed (with purchase noise), and the share of
+  ``discount_15`` (the biggest discount) among decisions in the last third of the run.
+
+**With the nightly job** (``--nightly``). By default the closed loop runs the worker's core alone, so the
+nightly snapshot's context terms (``intent_snapshot``, ``lift_snapshot``, ``buy_snapshot:<offer>``) are 0. With
+``--nightly`` the whole system runs (:class:`NightlyJob`): the core's events and decisions go to an archive, at
+every simulated midnight the nightly retrain (recency sample, XGBoost, gate) writes to a registry, and a promoted
+snapshot is swapped into the core as the worker's registry watcher does. Each night replays the archive to
+rebuild its features, so a 60-day run takes about half an hour.
+
+**Cost per decision.** Decision contexts logged by a short replay (the worker's own features and scores, 5
+offers, the default context of ``len(DEFAULT_CONTEXT)`` terms) go through each policy's ``choose`` (with a
+per-decision seeded generator, as in the worker) and ``update``; beside them the River learners' cost per
+decision (predict and learn of the intent, price-sensitivity and segment learners). Median µs over the
+contexts, one process, wall clock (``time.perf_counter_ns``).
+
+Printed, and written to ``.run/bench/policies.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from bandits.context import DEFAULT_CONTEXT
+from bandits.factory import make_policy
+from bench.machine import machine, write_results
+from models.behaviour.features import user_vector
+from models.history.archive import ArchiveWriter
+from models.learners.factory import make_learners
+from models.snapshots.registry import Registry
+from models.snapshots.retrain import retrain_nightly
+from stream.app.replay import build_processor, decider
+from stream.app.settings import Settings, load_settings
+from stream.core.records import Output, OutputKind, SourceRecord
+from stream.engine.processor import Processor
+from stream.io.file_sink import ArchiveSink
+from stream.simulator import Simulation, closed_loop_run
+
+REPO = Path(__file__).resolve().parents[1]
+POLICIES = ("linear_thompson", "linucb", "thompson")
+DAY_MS = 86_400_000
+
+
+def shop_settings(seed: int, policy: str, archive: Path | None = None, **knobs: Any) -> Settings:
+    models = {} if archive is None else {"models": {"archive": str(archive), "archive_writer_id": "bench-policies"}}
+    return load_settings(overrides={"seed": seed, "policy": {"name": policy, **knobs}, **models}, env={})
+
+
+class NightlyJob:
+    """The nightly job inside an in-process closed loop: what the core outputs is archived, and before the first
+    event of each simulated day the retrain as of the day before runs into ``workdir/registry``; a snapshot the
+    gate promotes is swapped into the core (the worker's registry watcher does the same between batches). No night
+    runs at or after ``end_ms`` (the simulator's horizon: the few sessions still running then need no new model)."""
+
+    def __init__(
+        self, core: Processor, settings: Settings, workdir: Path, start_ms: int, end_ms: int, seed: int
+    ) -> None:
+        self.core = core
+        self.settings = settings
+        self.seed = seed
+        self.archive = workdir / "archive"
+        self.registry = workdir / "registry"
+        self.sink = ArchiveSink(ArchiveWriter(self.archive, "bench-policies"))
+        self.midnight = start_ms + DAY_MS
+        self.end_ms = end_ms
+        self.nights = 0
+        self.promoted = 0
+        self.train_s = 0.0
+
+    def before(self, event: Mapping[str, Any]) -> None:
+        """Run the nights that end at or before the event (the simulator stamps events in epoch milliseconds)."""
+        ts_ms = int(event["ts"])
+        while self.midnight <= ts_ms and self.midnight < self.end_ms:
+            self.sink.flush()
+            started = time.perf_counter()
+            day = datetime.fromtimestamp((self.midnight - DAY_MS) / 1000, UTC).date()
+            report = retrain_nightly(self.archive, self.registry, day, self.settings, self.seed)
+            self.train_s += time.perf_counter() - started
+            self.nights += 1
+            if report["gate"]["promote"]:
+                self.promoted += 1
+                self.core.model_snapshot = Registry(self.registry).load_current()
+            self.midnight += DAY_MS
+
+    def after(self, outputs: Sequence[Output]) -> None:
+        self.sink.write(outputs)
+
+    def close(self) -> None:
+        self.sink.close()
+
+    def summary(self) -> dict[str, Any]:
+        return {"nights": self.nights, "promoted": self.promoted, "train_s": round(self.train_s, 1)}
+
+
+def closed_loop(
+    scenario: str, days: float, users: int, seed: int, policy: str, nightly: bool = False, **knobs: Any
+) -> dict[str, Any]:
+    """One closed-loop run of ``policy``: expected and realised profit, the oracle's, the best fixed offer's;
+    with ``nightly``, the nightly retrain and the snapshot swap in the loop (:class:`NightlyJob`)."""
+    with tempfile.TemporaryDirectory(prefix="offerstream-bench-policies-") as tmp:
+        workdir = Path(tmp) if nightly else None
+        settings = shop_settings(seed, policy, archive=None if workdir is None else workdir / "archive", **knobs)
+        core = build_processor(settings)
+        sim = Simulation(scenario, days=days, users=users, seed=seed, closed_loop=True)
+        job = None if workdir is None else NightlyJob(core, settings, workdir, sim.start_ms, sim.end_ms, seed)
+        decide = decider(core) if job is None else decider(core, before=job.before, after=job.after)
+        shown: list[str] = []
+
+        def record(event: dict[str, Any]) -> tuple[str, str] | None:
+            answer = decide(event)
+            if answer is not None:
+                shown.append(answer[0])
+            return answer
+
+        started = time.perf_counter()
+        try:
+            loop = closed_loop_run(sim, record)["loop"]
+        finally:
+            if job is not None:
+                job.close()
+        seconds = time.perf_counter() - started
+    fixed = loop["fixed_profit"]
+    best = max(fixed, key=lambda o: fixed[o])
+    late = shown[2 * len(shown) // 3 :]
+    realised = sum(v for k, v in core.counters.items() if k.startswith("reward_cents.")) / 100
+    return {
+        "policy": policy if policy != "fixed" else f"fixed:{knobs['fixed_offer']}",
+        "decisions": loop["decided"],
+        "chosen_profit": loop["chosen_profit"],
+        "oracle_profit": loop["oracle_profit"],
+        "oracle_fraction": round(loop["chosen_profit"] / loop["oracle_profit"], 4),
+        "best_fixed_offer": best,
+        "best_fixed_profit": fixed[best],
+        "vs_best_fixed": round(loop["chosen_profit"] / fixed[best], 4),
+        "fixed_profit": fixed,
+        "realised_reward": round(realised, 2),
+        "chosen": loop["chosen"],
+        "late_discount_15_share": round(late.count("discount_15") / max(1, len(late)), 4),
+        "seconds": round(seconds, 1),
+    } | ({} if job is None else {"nightly": job.summary()})
+
+
+def logged_contexts(seed: int, users: int = 3000, days: float = 3.0) -> list[dict[str, Any]]:
+    """The contexts the worker gave its policy in a short closed-loop run (features, scores, values at stake)."""
+    core = build_processor(shop_settings(seed, "uniform"))
+    sim = Simulation("stationary", days=days, users=users, seed=seed, closed_loop=True)
+    contexts: list[dict[str, Any]] = []
+    offsets = itertools.count()
+
+    def decide(event: dict[str, Any]) -> tuple[str, str] | None:
+        record = SourceRecord(orjson.dumps(event), "simulator", 0, next(offsets))
+        for out in core.process(record):
+            if out.kind is OutputKind.DECISION:
+                contexts.append(out.body["features"] | out.body["scores"])
+                return out.body["offer"], out.body["decision_id"]
+        return None
+
+    closed_loop_run(sim, decide)
+    return contexts
+
+
+def _median_us(fn: Callable[[int], object], n: int) -> float:
+    times = []
+    for i in range(n):
+        t = time.perf_counter_ns()
+        fn(i)
+        times.append(time.perf_counter_ns() - t)
+    return round(statistics.median(times) / 1000, 1)
+
+
+def _policy_cost(
+    name: str, contexts: Sequence[Mapping[str, Any]], offers: list[str], rewards: np.ndarray, seed: int
+) -> dict[str, float]:
+    policy = make_policy(shop_settings(seed, name).policy)
+    for i, c in enumerate(contexts[: len(contexts) // 2]):  # a posterior that has seen data
+        policy.update(c, offers[i % len(offers)], float(rewards[i]), 0.2)
+
+    def choose(i: int) -> None:
+        policy.choose(contexts[i], offers, np.random.default_rng([seed, i]))
+
+    def update(i: int) -> None:
+        policy.update(contexts[i], offers[i % len(offers)], float(rewards[i]), 0.2)
+
+    return {"choose_us": _median_us(choose, len(contexts)), "update_us": _median_us(update, len(contexts))}
+
+
+def decision_cost(contexts: Sequence[Mapping[str, Any]], seed: int) -> dict[str, Any]:
+    """Median µs of each policy's choose and update, and of the learners' work per decision."""
+    offers = list(load_settings(env={}).processing.offers.names)
+    out: dict[str, Any] = {"contexts": len(contexts), "offers": len(offers), "context_terms": len(DEFAULT_CONTEXT)}
+    rewards = np.random.default_rng(seed).exponential(5.0, len(contexts)) * (
+        np.random.default_rng(seed + 1).random(len(contexts)) < 0.3
+    )
+    for name in POLICIES:
+        out[name] = _policy_cost(name, contexts, offers, rewards, seed)
+    learners = make_learners(seed)
+    intent, price, segments = learners["intent"], learners["price_sensitivity"], learners["segments"]
+
+    def intent_step(i: int) -> None:
+        intent.predict_one(contexts[i])
+        intent.learn_one(contexts[i], i % 3 == 0, ts_ms=i)
+
+    def price_step(i: int) -> None:
+        price.predict_one(contexts[i])
+        price.learn_one(contexts[i], i % 3 == 0, ts_ms=i)
+
+    def segments_step(i: int) -> None:
+        segments.predict_one(user_vector(contexts[i]))
+        segments.learn_one(user_vector(contexts[i]), None, ts_ms=i)
+
+    n = len(contexts)
+    out["river_learners"] = {
+        "intent_us": _median_us(intent_step, n),
+        "price_sensitivity_us": _median_us(price_step, n),
+        "segments_us": _median_us(segments_step, n),
+    }
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default="stationary,abrupt")
+    parser.add_argument("--days", type=float, default=60.0)
+    parser.add_argument("--users", type=int, default=40_000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated (default: %(default)s)")
+    parser.add_argument(
+        "--nightly", action="store_true", help="the nightly retrain and snapshot swap in the loop (~30 min a run)"
+    )
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="closed-loop runs in parallel")
+    parser.add_argument("--out", type=Path, default=REPO / ".run" / "bench" / "policies.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    policies = tuple(args.policies.split(","))
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "days": args.days,
+        "users": args.users,
+        "seed": args.seed,
+        "nightly": args.nightly,
+    }
+    print(f"== cost per decision ({machine()['cpu']}, {machine()['cores']} cores)")
+    cost = decision_cost(logged_contexts(args.seed), args.seed)
+    result["cost"] = cost
+    for name in POLICIES:
+        print(f"  {name:16s} choose {cost[name]['choose_us']:8.1f} µs   update {cost[name]['update_us']:8.1f} µs")
+    for name, us in cost["river_learners"].items():
+        print(f"  river {name:22s} {us:8.1f} µs (predict + learn)")
+    result["closed_loop"] = {}
+    scenarios = args.scenarios.split(",")
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        runs = {
+            (scenario, p): pool.submit(closed_loop, scenario, args.days, args.users, args.seed, p, args.nightly)
+            for scenario in scenarios
+            for p in policies
+        }
+        by_scenario = {scenario: [runs[scenario, p].result() for p in policies] for scenario in scenarios}
+        fixed = {
+            scenario: pool.submit(
+                closed_loop, scenario, args.days, args.users, args.seed, "fixed",
+                fixed_offer=by_scenario[scenario][0]["best_fixed_offer"],
+            )
+            for scenario in scenarios
+        }  # fmt: skip
+        for scenario in scenarios:
+            by_scenario[scenario].append(fixed[scenario].result())
+    for scenario in scenarios:
+        nightly = ", nightly retrain in the loop" if args.nightly else ""
+        print(f"== closed loop: {scenario}, {args.days:g} days, {args.users} shoppers, seed {args.seed}{nightly}")
+        for r in by_scenario[scenario]:
+            print(
+                f"  {r['policy']:22s} decisions {r['decisions']:6d}  expected profit {r['chosen_profit']:10.0f}"
+                f"  = {100 * r['oracle_fraction']:5.1f}% of oracle  {r['vs_best_fixed']:.3f}× best fixed"
+                f" ({r['best_fixed_offer']})  realised {r['realised_reward']:10.0f}"
+                f"  late discount_15 {100 * r['late_discount_15_share']:4.1f}%  ({r['seconds']:.0f} s)"
+            )
+        result["closed_loop"][scenario] = by_scenario[scenario]
+    write_results(args.out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

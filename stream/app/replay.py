@@ -1,0 +1,118 @@
+"""Replay: recorded files through the same processing core as production, with an event-time clock.
+
+Time in a replay is the events' own time (the watermark), never the wall clock, so the same files and seed give
+byte-identical decisions, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from bandits.eligibility import Eligibility
+from bandits.factory import make_policy
+from models.behaviour.features import FEATURES_VERSION
+from models.history.archive import ArchiveWriter
+from models.learners.factory import make_learners
+from models.snapshots.registry import Registry, Snapshot, SnapshotRejected
+from stream.app.settings import Settings
+from stream.core.records import Output, OutputKind, SourceRecord
+from stream.engine.pipeline import PipelineStats, run_pipeline
+from stream.engine.processor import Processor, SnapshotModels
+from stream.io.file_sink import ArchiveSink, FileSink, Sink, TeeSink
+from stream.io.file_source import FileSource
+
+log = logging.getLogger(__name__)
+
+
+def build_processor(settings: Settings, model_snapshot: SnapshotModels | None = None) -> Processor:
+    """The processing core with the configured policy and learners, seeded from the settings."""
+    m = settings.models
+    return Processor(
+        settings.processing,
+        make_policy(settings.policy),
+        seed=settings.seed,
+        learners=make_learners(settings.seed) if m.learners else {},
+        model_snapshot=model_snapshot,
+        tz=ZoneInfo(m.timezone),
+        archive_events=m.archive is not None,
+        eligibility=Eligibility(settings.policy.eligibility, settings.processing.offers),
+    )
+
+
+def decider(
+    processor: Processor,
+    topic: str = "simulator",
+    before: Callable[[dict[str, Any]], None] | None = None,
+    after: Callable[[Sequence[Output]], None] | None = None,
+) -> Callable[[dict[str, Any]], tuple[str, str] | None]:
+    """The core as the in-process closed loop's decision function: event in, (offer, decision_id) or None.
+
+    ``before`` sees each event before the core does, ``after`` every output of it (e.g. to archive them)."""
+    offset = itertools.count()
+    outputs: list[Output] = []
+
+    def decide(event: dict[str, Any]) -> tuple[str, str] | None:
+        if before is not None:
+            before(event)
+        outputs[:] = processor.process(SourceRecord(orjson.dumps(event), topic, 0, next(offset)))
+        if after is not None:
+            after(outputs)
+        for out in outputs:
+            if out.kind is OutputKind.DECISION:
+                return out.body["offer"], out.body["decision_id"]
+        return None
+
+    return decide
+
+
+def replay_files(
+    paths: Sequence[str | Path],
+    settings: Settings,
+    decisions: str | Path,
+    dead_letters: str | Path,
+    rewards: str | Path | None = None,
+    batch_size: int = 500,
+) -> tuple[Processor, PipelineStats, dict[OutputKind, int]]:
+    """Replay ``paths`` in order; returns the core (for its counters and state), timing and output counts."""
+    processor = build_processor(settings, load_promoted(settings))
+    files = FileSink({OutputKind.DECISION: decisions, OutputKind.DEAD_LETTER: dead_letters, OutputKind.REWARD: rewards})
+    sink: Sink = files
+    if settings.models.archive is not None:
+        sink = TeeSink(files, ArchiveSink(ArchiveWriter(settings.models.archive, writer_id(settings, "replay"))))
+    try:
+        stats = run_pipeline(FileSource(paths), processor, sink, batch_size=batch_size)
+    finally:
+        sink.close()
+    return processor, stats, files.counts
+
+
+def writer_id(settings: Settings, default_prefix: str) -> str:
+    """The archive part name of this process: configured, else ``<prefix>-<host>-<pid>``."""
+    if settings.models.archive_writer_id:
+        return settings.models.archive_writer_id
+    return f"{default_prefix}-{socket.gethostname()}-{os.getpid()}"
+
+
+def load_promoted(settings: Settings) -> Snapshot | None:
+    """The registry's promoted snapshot, or None (no registry, nothing promoted, or refused: logged)."""
+    if settings.models.registry is None:
+        return None
+    try:
+        snapshot = Registry(settings.models.registry).load_current(expected_features_version=FEATURES_VERSION)
+    except SnapshotRejected as exc:
+        log.error("snapshot %s refused: %s; scoring without a snapshot", exc.version, exc.reason)
+        return None
+    if snapshot is None:
+        log.info(
+            "registry %s has no promoted snapshot yet; scoring with the online learners only", settings.models.registry
+        )
+    return snapshot
