@@ -31,10 +31,11 @@ $(OBD_STAMP): $(BIN)/offerstream
 
 setup: $(BIN)/offerstream $(OBD_STAMP) kafka-fetch ## Create .venv with offerstream, its dev tools and the OBD sample, fetch the broker jars
 
-lint: $(BIN)/offerstream ## ruff (lint + format check) and mypy
+lint: $(BIN)/offerstream ## ruff (lint + format check), mypy and the import contracts (floors, no cycles)
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --no-cache --check .
 	$(BIN)/mypy stream models bandits bench
+	$(BIN)/lint-imports --no-cache
 
 format: $(BIN)/offerstream ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -40,16 +40,16 @@ class FixedOfferPolicy(_Unlearning):
 
     name = "fixed"
 
-    def __init__(self, offer: str = "none") -> None:
-        self.offer = offer
+    def __init__(self, fixed_offer: str = "none") -> None:
+        self.fixed_offer = fixed_offer
 
     @property
     def version(self) -> str:
-        return f"fixed:{self.offer}"
+        return f"fixed:{self.fixed_offer}"
 
     def choose(self, context: Mapping[str, float], offers: Sequence[str], rng: np.random.Generator) -> Choice:
-        if self.offer in offers:
-            probabilities = np.array([1.0 if o == self.offer else 0.0 for o in offers])
+        if self.fixed_offer in offers:
+            probabilities = np.array([1.0 if o == self.fixed_offer else 0.0 for o in offers])
         else:
             probabilities = np.full(len(offers), 1.0 / len(offers))
         return sample_choice(offers, probabilities, rng, {})

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from models.behaviour.features import REFERRER_CHANNELS
+from stream.core.contract import REFERRER_CHANNELS
 
 CLIP = 100.0
 

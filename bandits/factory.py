@@ -1,4 +1,7 @@
-"""Builds the configured policy. New policies register here and join the conformance suite automatically."""
+"""Builds the configured policy by name. New policies register here and join the conformance suite automatically.
+
+Every knob reaches its constructor under its settings name (``tests/conformance/test_policies.py`` checks it).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,8 @@ from bandits.base import Policy
 from bandits.baselines import FixedOfferPolicy, UniformPolicy
 from bandits.linear_thompson import LinearThompson
 from bandits.linucb import LinUCB
+from bandits.settings import PolicySettings
 from bandits.thompson import ConjugateThompson
-from stream.app.settings import PolicySettings
 
 
 def _thompson(s: PolicySettings) -> Policy:
@@ -34,8 +37,8 @@ def linear_kwargs(s: PolicySettings) -> dict[str, Any]:
         "propensity_floor": s.propensity_floor,
         "prior_precision": s.prior_precision,
         "lift_prior_precision": s.lift_prior_precision,
-        "prior_shape": s.noise_prior_shape,
-        "prior_scale": s.noise_prior_scale,
+        "noise_prior_shape": s.noise_prior_shape,
+        "noise_prior_scale": s.noise_prior_scale,
         "forget_half_life": s.forget_half_life,
         "prior_coefficients": s.prior_coefficients,
         "value_key": s.value_key,
@@ -48,7 +51,7 @@ POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
     "linucb": lambda s: LinUCB(ucb_alpha=s.ucb_alpha, **linear_kwargs(s)),
     "thompson": _thompson,
     "uniform": lambda s: UniformPolicy(),
-    "fixed": lambda s: FixedOfferPolicy(s.fixed_offer),
+    "fixed": lambda s: FixedOfferPolicy(fixed_offer=s.fixed_offer),
 }
 
 

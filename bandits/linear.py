@@ -77,8 +77,8 @@ class LinearArms:
         propensity_floor: float = 0.01,
         prior_precision: float = 1.0,
         lift_prior_precision: float = 1.0,
-        prior_shape: float = 2.0,
-        prior_scale: float | None = None,
+        noise_prior_shape: float = 2.0,
+        noise_prior_scale: float | None = None,
         forget_half_life: float | None = 20_000.0,
         prior_coefficients: Mapping[str, float] | None = None,
         value_key: str | None = VALUE_KEY,
@@ -96,8 +96,8 @@ class LinearArms:
         self.propensity_floor = propensity_floor
         self.prior_precision = prior_precision
         self.lift_prior_precision = lift_prior_precision
-        self.prior_shape = prior_shape
-        self.prior_scale = NOISE_PRIOR_SCALE[target] if prior_scale is None else prior_scale
+        self.noise_prior_shape = noise_prior_shape
+        self.noise_prior_scale = NOISE_PRIOR_SCALE[target] if noise_prior_scale is None else noise_prior_scale
         self.forget_half_life = forget_half_life
         self.prior_coefficients = dict(WARM_START if prior_coefficients is None else prior_coefficients)
         self.value_key = value_key
@@ -109,7 +109,9 @@ class LinearArms:
             if term in self._base.names:
                 prior_mean[self._base.names.index(term)] = value
         self._gamma = 1.0 if forget_half_life is None else 2.0 ** (-1.0 / forget_half_life)
-        self._posterior = LinearPosterior(self._base.dim, prior_precision, prior_shape, self.prior_scale, prior_mean)
+        self._posterior = LinearPosterior(
+            self._base.dim, prior_precision, noise_prior_shape, self.noise_prior_scale, prior_mean
+        )
         self._blocks: dict[str, int] = {}  # offer -> index of its lift block (or intercept), in order of first sight
         self._shared = 0  # columns of the attribute-interaction blocks (``lift_by``), allocated at first sight
         self._rewards = 0
@@ -218,8 +220,8 @@ class LinearArms:
         self._posterior = LinearPosterior(
             self._base.dim,
             self.prior_precision,
-            self.prior_shape,
-            self.prior_scale,
+            self.noise_prior_shape,
+            self.noise_prior_scale,
             self._posterior.prior_mean[: self._base.dim],
         )
         if state["offers"]:  # an untrained model has not grown its offer columns yet

@@ -83,6 +83,10 @@ class Catalogue(BaseModel):
     def names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.offers)
 
+    def terms(self) -> dict[str, dict[str, float]]:
+        """Each offer's terms by name (``share``, ``flat_fee``): what a decision logs as ``offer_terms``."""
+        return {o.name: {"share": o.share, "flat_fee": o.flat_fee} for o in self.offers}
+
     def __getitem__(self, name: str) -> Offer:
         for o in self.offers:
             if o.name == name:

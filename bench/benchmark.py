@@ -63,7 +63,15 @@ def snapshot_registry(events: Path, seed: int, workdir: Path) -> tuple[Path, str
         env={}, overrides={"seed": seed, "models": {"archive": str(archive), "archive_writer_id": "bench"}}
     )
     replay_files([events], settings, workdir / "warmup-decisions.jsonl", workdir / "warmup-dead.jsonl")
-    report = retrain_nightly(archive, registry, archive_days(archive, "events")[-2], settings, seed)
+    report = retrain_nightly(
+        archive,
+        registry,
+        archive_days(archive, "events")[-2],
+        settings.models,
+        settings.processing,
+        settings.processing.offers.terms(),
+        seed,
+    )
     return registry, report["version"] if report["gate"]["promote"] else None
 
 

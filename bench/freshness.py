@@ -197,7 +197,9 @@ def run(
             idx = np.flatnonzero(mask)
             snap[idx] = snapshot_intent(current, [decisions.features[i] for i in idx])
         if d < days - 1:
-            report = retrain_nightly(archive, registry, day, settings, seed)
+            report = retrain_nightly(
+                archive, registry, day, settings.models, settings.processing, settings.processing.offers.terms(), seed
+            )
             verdict = "promoted" if report["gate"]["promote"] else f"not promoted ({report['gate']['reason']})"
             print(f"  nightly as of {day}: snapshot {report['version']} {verdict}")
     timings["nightly_s"] = time.perf_counter() - t

@@ -36,9 +36,10 @@ import orjson
 from bench.machine import machine, write_results
 from models.behaviour.tracker import StateTracker
 from stream.app.replay import build_processor
-from stream.app.settings import ProcessingSettings, load_settings
+from stream.app.settings import load_settings
 from stream.core.contract import Event
 from stream.core.records import SourceRecord
+from stream.engine.settings import ProcessingSettings
 from stream.simulator import simulate_to_file
 
 REPO = Path(__file__).resolve().parents[1]

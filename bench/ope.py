@@ -26,8 +26,9 @@ from typing import Any
 from bandits.ope.evaluate import evaluate
 from bandits.ope.logs import LoggedRounds, read_obd
 from bandits.ope.obd import OBD_WHEEL, obd_csv
+from bandits.settings import PolicySettings
 from bench.machine import machine, write_results
-from stream.app.settings import PolicySettings, load_settings
+from stream.app.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 NOISE = "10k rows hold about 40 clicks: every comparison of policies above is noisy (see the intervals)"

@@ -103,7 +103,15 @@ class NightlyJob:
             self.sink.flush()
             started = time.perf_counter()
             day = datetime.fromtimestamp((self.midnight - DAY_MS) / 1000, UTC).date()
-            report = retrain_nightly(self.archive, self.registry, day, self.settings, self.seed)
+            report = retrain_nightly(
+                self.archive,
+                self.registry,
+                day,
+                self.settings.models,
+                self.settings.processing,
+                self.settings.processing.offers.terms(),
+                self.seed,
+            )
             self.train_s += time.perf_counter() - started
             self.nights += 1
             if report["gate"]["promote"]:

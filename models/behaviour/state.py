@@ -1,13 +1,16 @@
-"""Per-user and per-session state, kept in event time; a session closes after an inactivity gap.
+"""Per-user and per-session state, kept in event time, and the rules that change it: one owner.
 
-The processing core owns one :class:`StateStore`; everything in it is plain data that snapshots to JSON and
-restores to an equal store (no pickle), so a checkpoint can be inspected and cannot run code.
+What the state stage (:mod:`models.behaviour.tracker`) knows of a shopper lives here as plain data that
+snapshots to JSON and restores equal (no pickle, so a checkpoint can be inspected and cannot run code); the
+tracker and :func:`record_activity` are the only writers, the features (:mod:`models.behaviour.features`) only
+read it. The stores that hold it are in :mod:`models.behaviour.store`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any
 
 from stream.core.contract import EVENT_TYPES
 
@@ -15,6 +18,24 @@ NAN = float("nan")
 
 # Session-level counters every feature definition may read; one per behaviour we count.
 COUNTED_TYPES = tuple(t for t in EVENT_TYPES if t not in ("session_start", "session_end"))
+
+DAY_MS = 86_400_000
+HALF_LIVES_DAYS = (1, 14)
+# Behaviours counted over the rolling windows, and the event type each one counts.
+ROLLING = {
+    "views": "product_view",
+    "searches": "search",
+    "carts": "add_to_cart",
+    "removals": "remove_from_cart",
+    "checkouts": "checkout_start",
+    "purchases": "purchase",
+}
+_SLOT = {kind: i for i, kind in enumerate(ROLLING.values())}
+_USUAL_PRICE_ALPHA = 0.1  # the user's usual price: an exponential moving average over the prices they saw
+DECAY_PER_MS = tuple(math.log(2) / (days * DAY_MS) for days in HALF_LIVES_DAYS)
+_ROLLING_SLOTS = len(ROLLING) * len(HALF_LIVES_DAYS)
+if len(HALF_LIVES_DAYS) != 2 or len(ROLLING) != 6:
+    raise RuntimeError("_decay_to unrolls two half-lives of six behaviours: change it with them")
 
 
 @dataclass(slots=True)
@@ -52,89 +73,49 @@ class UserState:
     last_purchase_ms: int | None = None
     usual_price: float | None = None
     # rolling counts (see models.behaviour.features): one exponentially decayed count per behaviour and half-life
-    decayed: list[float] = field(default_factory=lambda: [0.0] * 12)
+    decayed: list[float] = field(default_factory=lambda: [0.0] * _ROLLING_SLOTS)
     decayed_ms: int = 0
 
 
-class StateStore(Protocol):
-    """The state-store protocol: get, put, delete, snapshot, restore."""
+def record_activity(user: UserState, kind: str, ts_ms: int, price: float | None = None) -> None:
+    """Fold one event into the user's rolling counts and usual price (called by the state tracker).
 
-    def get_user(self, user_id: str) -> UserState | None: ...
-    def put_user(self, user: UserState) -> None: ...
-    def get_session(self, session_id: str) -> SessionState | None: ...
-    def put_session(self, session: SessionState) -> None: ...
-    def pop_session(self, session_id: str) -> SessionState | None: ...
-    def close_idle(self, watermark_ms: int, gap_ms: int) -> list[SessionState]: ...
-    def expire_users(self, before_ms: int) -> list[str]: ...
-    def snapshot(self) -> dict[str, Any]: ...
-    def restore(self, data: dict[str, Any]) -> None: ...
-
-
-class InMemoryStore:
-    """Dicts in memory. Sessions idle longer than the gap (in event time) are closed by :meth:`close_idle`."""
-
-    def __init__(self) -> None:
-        self._users: dict[str, UserState] = {}
-        self._sessions: dict[str, SessionState] = {}
-
-    def get_user(self, user_id: str) -> UserState | None:
-        return self._users.get(user_id)
-
-    def put_user(self, user: UserState) -> None:
-        self._users[user.user_id] = user
-
-    def get_session(self, session_id: str) -> SessionState | None:
-        return self._sessions.get(session_id)
-
-    def put_session(self, session: SessionState) -> None:
-        self._sessions[session.session_id] = session
-
-    def pop_session(self, session_id: str) -> SessionState | None:
-        return self._sessions.pop(session_id, None)
-
-    def close_idle(self, watermark_ms: int, gap_ms: int) -> list[SessionState]:
-        """Remove and return the sessions idle for longer than ``gap_ms`` before the watermark, oldest first
-        (ties by id, so the order never depends on the dict's history)."""
-        cutoff = watermark_ms - gap_ms
-        stale = sorted(
-            (s for s in self._sessions.values() if s.last_ms < cutoff), key=lambda s: (s.last_ms, s.session_id)
+    Counts decay from ``user.decayed_ms`` to ``ts_ms``; an event older than that (out of order) is counted at
+    the newer time, so the counts never grow backwards in time.
+    """
+    slot = _SLOT.get(kind)
+    if price is not None and kind in ("product_view", "add_to_cart"):
+        user.usual_price = (
+            price if user.usual_price is None else user.usual_price + _USUAL_PRICE_ALPHA * (price - user.usual_price)
         )
-        for s in stale:
-            del self._sessions[s.session_id]
-        return stale
+    if slot is None:
+        return
+    _decay_to(user, ts_ms)
+    n = len(ROLLING)
+    for w in range(len(HALF_LIVES_DAYS)):
+        user.decayed[w * n + slot] += 1.0
 
-    def expire_users(self, before_ms: int) -> list[str]:
-        """Forget the users whose last event is older than ``before_ms`` and whose session is closed; their
-        ids, sorted."""
-        gone = sorted(
-            uid
-            for uid, u in self._users.items()
-            if u.last_ms < before_ms and (u.current_session is None or u.current_session not in self._sessions)
-        )
-        for uid in gone:
-            del self._users[uid]
-        return gone
 
-    def open_sessions(self) -> list[SessionState]:
-        return list(self._sessions.values())
+def _decay_to(user: UserState, ts_ms: int) -> None:
+    dt = ts_ms - user.decayed_ms
+    if dt <= 0:
+        return
+    d = user.decayed
+    f1, f2 = (math.exp(-rate * dt) for rate in DECAY_PER_MS)
+    user.decayed = [d[0] * f1, d[1] * f1, d[2] * f1, d[3] * f1, d[4] * f1, d[5] * f1,
+                    d[6] * f2, d[7] * f2, d[8] * f2, d[9] * f2, d[10] * f2, d[11] * f2]  # fmt: skip
+    user.decayed_ms = ts_ms
 
-    @property
-    def user_count(self) -> int:
-        return len(self._users)
 
-    @property
-    def session_count(self) -> int:
-        return len(self._sessions)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "users": [user_dict(u) for u in self._users.values()],
-            "sessions": [session_dict(s) for s in self._sessions.values()],
-        }
-
-    def restore(self, data: dict[str, Any]) -> None:
-        self._users = {u["user_id"]: UserState(**u) for u in data["users"]}
-        self._sessions = {s["session_id"]: _session(s) for s in data["sessions"]}
+def windows_at(user: UserState, ts_ms: int) -> list[float]:
+    """The rolling counts read at ``ts_ms`` (without changing the state)."""
+    dt = max(0, ts_ms - user.decayed_ms)
+    n = len(ROLLING)
+    out: list[float] = []
+    for w, rate in enumerate(DECAY_PER_MS):
+        factor = math.exp(-rate * dt)
+        out.extend(v * factor for v in user.decayed[w * n : w * n + n])
+    return out
 
 
 _USER_FIELDS = tuple(f.name for f in fields(UserState))
@@ -159,7 +140,7 @@ def session_dict(session: SessionState) -> dict[str, Any]:
     return data
 
 
-def _session(data: dict[str, Any]) -> SessionState:
+def session_from_dict(data: dict[str, Any]) -> SessionState:
     """A session from JSON, where a missing feature (NaN) was written as null."""
     features = data.get("decision_features")
     if features is not None:

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, Protocol
 
-from models.behaviour.features import behaviour_features, record_activity, user_vector_at
-from models.behaviour.state import COUNTED_TYPES, InMemoryStore, SessionState, UserState
-from stream.app.settings import ProcessingSettings
+from models.behaviour.features import behaviour_features, user_vector_at
+from models.behaviour.settings import SessionSettings
+from models.behaviour.state import COUNTED_TYPES, SessionState, UserState, record_activity
+from models.behaviour.store import InMemoryStore
 
 SWEEP_EVERY_MS = 60_000
 USER_SWEEP_EVERY_MS = 3_600_000  # idle users are looked for once an hour of event time (a pass over all users)
@@ -95,7 +96,7 @@ class Tracked:
 class StateTracker:
     """Applies valid events to the state store in arrival order; marks decision points."""
 
-    def __init__(self, settings: ProcessingSettings, tz: tzinfo = UTC, user_vectors: bool = True) -> None:
+    def __init__(self, settings: SessionSettings, tz: tzinfo = UTC, user_vectors: bool = True) -> None:
         self.store = InMemoryStore()
         self.tz = tz
         self.user_vectors = user_vectors  # the segmenter's input at each close; the nightly trainer needs none

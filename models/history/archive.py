@@ -53,7 +53,7 @@ from typing import Any
 
 import orjson
 
-from stream.core.errors import OfferstreamError
+from models.errors import ArchiveError
 from stream.core.jsonl import dumps_line
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,6 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip wrapper around deflate
 _CHUNK = 1 << 20
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-
-
-class ArchiveError(OfferstreamError):
-    """An archive that cannot be read or written as documented."""
 
 
 def day_of(ts_ms: int) -> date:

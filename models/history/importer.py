@@ -47,9 +47,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from models.errors import ImportFailed
 from models.history.archive import ArchiveWriter, day_of
 from stream.core.contract import Event, event_to_dict, parse_event
-from stream.core.errors import ConfigError, InvalidMessage, OfferstreamError
+from stream.core.errors import ConfigError, InvalidMessage
 from stream.core.jsonl import DUMP_OPTIONS, open_binary
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,6 @@ _DECIMAL_TEXT = re.compile(r"^[+-]?\d+\.\d*$")
 _WHOLE_FLOAT_TEXT = re.compile(r"^\d+\.0+$")
 ID_FIELDS = frozenset({"event_id", "user_id", "session_id", "product_id", "decision_id"})
 _PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-class ImportFailed(OfferstreamError):
-    """An export file that cannot be read on (a broken CSV quote, bytes not in the given encoding)."""
 
 
 class RowRejected(Exception):

@@ -36,15 +36,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from models.errors import TierError
 from models.history.archive import ID_FIELDS, iter_archive
-from stream.core.errors import ConfigError
 
 _TIER_TEXT = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*:\s*(\S+?)\s*$")
 _U_SCALE = 2.0**-64
-
-
-class TierError(ConfigError, ValueError):
-    """Tiers that cannot work: a bad rate or window, overlapping or unsorted windows, unparseable text."""
 
 
 @dataclass(frozen=True)

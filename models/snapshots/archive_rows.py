@@ -23,19 +23,19 @@ Sessions still open when the archive ends have no label yet and give no row. A s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, tzinfo
 from pathlib import Path
 from typing import Any
 
 from models.behaviour.features import FEATURE_NAMES
+from models.behaviour.settings import SessionSettings
 from models.behaviour.tracker import ClosedSession, StateTracker
 from models.history.archive import archive_days, day_of, iter_archive
 from models.history.sampling import RecencySampler
 from models.learners.price_sensitivity import OFFER_FLAT, OFFER_SHARE
 from models.snapshots.training import TrainingSet
-from stream.app.settings import ProcessingSettings
 
 log = logging.getLogger(__name__)
 
@@ -108,21 +108,24 @@ class TrainingData:
 def build_training_data(
     archive: str | Path,
     sampler: RecencySampler,
-    processing: ProcessingSettings,
+    sessions: SessionSettings,
+    offer_terms: Mapping[str, Mapping[str, float]],
     tz: tzinfo = UTC,
     keep_features: bool = False,
     on_day: Callable[[date, int], None] | None = None,
 ) -> TrainingData:
     """Replay the archive up to ``sampler.as_of`` and collect the sampled intent and price rows.
 
-    ``keep_features`` also records the features of every decision point by event id (for tests).
+    ``offer_terms`` (share and flat fee by offer name: the catalogue's) price the archived decisions that logged
+    no terms of their own. ``keep_features`` also records the features of every decision point by event id (for
+    tests).
     """
     as_of = sampler.as_of
     data = TrainingData(TrainingSet(FEATURE_NAMES), TrainingSet(PRICE_FEATURE_NAMES), sampler)
-    tracker = StateTracker(processing, tz, user_vectors=False)
+    tracker = StateTracker(sessions, tz, user_vectors=False)
     pending: dict[str, list[dict[str, Any]]] = {}  # session id -> its sampled decisions, until it closes
     weights: dict[str, float] = {}  # session id -> sample weight, decided once per session
-    decisions = _decisions_by_day(archive, as_of, processing)
+    decisions = _decisions_by_day(archive, as_of, offer_terms)
     upcoming = next(decisions, None)
     days = [d for d in archive_days(archive, "events") if d <= as_of]
     data.first_day = days[0] if days else None
@@ -175,12 +178,11 @@ def build_training_data(
 
 
 def _decisions_by_day(
-    archive: str | Path, as_of: date, processing: ProcessingSettings
+    archive: str | Path, as_of: date, catalogue: Mapping[str, Mapping[str, float]]
 ) -> Iterator[tuple[date, list[dict[str, Any]]]]:
     """The archived decisions up to ``as_of``, a day at a time, in the compact form a price row needs (session,
     offer terms, propensity). The terms are those logged with the decision (``offer_terms``), else the
     configured catalogue's. Only the decisions of sessions still open stay in memory."""
-    catalogue = {o.name: {"share": o.share, "flat_fee": o.flat_fee} for o in processing.offers.offers}
     for day, records in _iter_decisions(archive, as_of):
         rows = []
         for r in records:

@@ -71,7 +71,7 @@ import numpy as np
 import orjson
 import xgboost
 
-from stream.core.errors import OfferstreamError
+from models.errors import RegistryError, SnapshotRejected
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +83,6 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # model names become file names
 _TMP_PREFIX = ".tmp-"
 _MAX_RENAME_TRIES = 100
 _JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
-
-class RegistryError(OfferstreamError):
-    """Models or metadata that cannot be written as a snapshot, or a registry used against its rules."""
-
-
-class SnapshotRejected(RegistryError):
-    """A snapshot that must not serve; ``reason`` says why in words."""
-
-    def __init__(self, version: str, reason: str) -> None:
-        super().__init__(f"snapshot {version} refused: {reason}")
-        self.version = version
-        self.reason = reason
 
 
 def _wall_ms() -> int:

@@ -25,7 +25,7 @@ import logging
 import resource
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, timedelta, tzinfo
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -35,11 +35,13 @@ import numpy as np
 import xgboost
 
 from models.behaviour.features import FEATURE_NAMES, FEATURES_VERSION
+from models.behaviour.settings import SessionSettings
+from models.errors import SnapshotRejected
 from models.history.sampling import RecencySampler, Tier, format_tiers, parse_tiers
+from models.settings import ModelSettings
 from models.snapshots.archive_rows import PRICE_FEATURE_NAMES, TrainingData, build_training_data
-from models.snapshots.registry import Registry, Snapshot, SnapshotRejected
+from models.snapshots.registry import Registry, Snapshot
 from models.snapshots.training import TrainingSet, TrainParams, evaluate, gate, train
-from stream.app.settings import ModelSettings, ProcessingSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +69,18 @@ class RetrainConfig:
     compare: bool = True
     params: TrainParams = NIGHTLY_PARAMS
     reason: str = "scheduled"
+    # share and flat fee by offer name (the catalogue's), for archived decisions that logged no offer_terms
+    offer_terms: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 def nightly_config(
-    models: ModelSettings, archive: Path, registry: Path, as_of: date, seed: int, **changes: Any
+    models: ModelSettings,
+    archive: Path,
+    registry: Path,
+    as_of: date,
+    seed: int,
+    offer_terms: Mapping[str, Mapping[str, float]],
+    **changes: Any,
 ) -> RetrainConfig:
     """The retrain the ``models`` settings describe (recency tiers, weighting, holdout and gate) as of ``as_of``,
     its recency sample seeded by ``seed``; ``changes`` set the other fields (``mode``, ``compare``, ``params``...)."""
@@ -84,21 +94,30 @@ def nightly_config(
         holdout_days=models.holdout_days,
         gate_metric=models.gate_metric,
         gate_tolerance=models.gate_tolerance,
+        offer_terms=offer_terms,
         **changes,
     )
 
 
 def retrain_nightly(
-    archive: Path, registry: Path, as_of: date, settings: Settings, seed: int, threads: int = 1
+    archive: Path,
+    registry: Path,
+    as_of: date,
+    models: ModelSettings,
+    sessions: SessionSettings,
+    offer_terms: Mapping[str, Mapping[str, float]],
+    seed: int,
+    threads: int = 1,
 ) -> dict[str, Any]:
-    """The nightly retrain the settings describe, as of ``as_of``, into ``registry`` (scratch, no comparison of
-    modes); its report. The benches and the lab run it as the worker's scheduler would.
+    """The nightly retrain the ``models`` settings describe (sessions as ``sessions`` define them), as of
+    ``as_of``, into ``registry`` (scratch, no comparison of modes); its report. The benches and the lab run it
+    as the worker's scheduler would.
 
     One XGBoost thread by default: the rows are few, and OpenMP threads on a busy machine can be slower than one.
     """
     params = replace(NIGHTLY_PARAMS, nthread=threads)
-    config = nightly_config(settings.models, archive, registry, as_of, seed, compare=False, params=params)
-    return retrain(config, settings.processing)
+    config = nightly_config(models, archive, registry, as_of, seed, offer_terms, compare=False, params=params)
+    return retrain(config, sessions)
 
 
 @dataclass(slots=True)
@@ -136,7 +155,7 @@ def peak_rss_mb() -> float:
 
 def retrain(
     config: RetrainConfig,
-    processing: ProcessingSettings,
+    sessions: SessionSettings,
     tz: tzinfo = UTC,
     clock: Callable[[], float] = time.time,
     on_day: Callable[[date, int], None] | None = None,
@@ -145,7 +164,7 @@ def retrain(
     registry = Registry(config.registry, clock=lambda: int(clock() * 1000))
     started_wall, started_cpu = time.perf_counter(), time.process_time()
     sampler = RecencySampler(config.as_of, config.tiers, seed=config.seed, weighted=config.weighted)
-    data = build_training_data(config.archive, sampler, processing, tz, on_day=on_day)
+    data = build_training_data(config.archive, sampler, sessions, config.offer_terms, tz, on_day=on_day)
     read_s = time.perf_counter() - started_wall
     champion = _champion(registry)
     champion_last_day = _last_day(champion)

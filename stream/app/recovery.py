@@ -27,10 +27,11 @@ from pathlib import Path
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from stream.app.settings import KafkaSettings, Settings
+from stream.app.settings import Settings
 from stream.engine.checkpoint import checkpoint_key, offsets_key, read_snapshot, snapshot_path, write_snapshot
 from stream.engine.processor import Processor
 from stream.kafka.clients import polled_records
+from stream.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

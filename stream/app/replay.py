@@ -20,14 +20,15 @@ import orjson
 from bandits.eligibility import Eligibility
 from bandits.factory import make_policy
 from models.behaviour.features import FEATURES_VERSION
+from models.errors import SnapshotRejected
 from models.history.archive import ArchiveWriter
 from models.learners.factory import make_learners
-from models.snapshots.registry import Registry, Snapshot, SnapshotRejected
+from models.snapshots.registry import Registry, Snapshot
 from stream.app.settings import Settings
 from stream.core.records import Output, OutputKind, SourceRecord
-from stream.engine.pipeline import PipelineStats, run_pipeline
+from stream.engine.pipeline import PipelineStats, Sink, run_pipeline
 from stream.engine.processor import Processor, SnapshotModels
-from stream.io.file_sink import ArchiveSink, FileSink, Sink, TeeSink
+from stream.io.file_sink import ArchiveSink, FileSink, TeeSink
 from stream.io.file_source import FileSource
 
 log = logging.getLogger(__name__)

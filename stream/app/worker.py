@@ -39,12 +39,12 @@ from stream.app.monitoring import Health, StallReporter, WorkerMetrics, start_me
 from stream.app.recovery import Offsets, Restored, restore_state, write_checkpoint
 from stream.app.replay import build_processor, writer_id
 from stream.app.settings import Settings
-from stream.core.errors import DeliveryError, SourceStalled
-from stream.engine.pipeline import PipelineStats, run_pipeline
+from stream.engine.pipeline import PipelineStats, Sink, run_pipeline
 from stream.engine.processor import Processor
-from stream.io.file_sink import ArchiveSink, Sink, TeeSink
+from stream.io.file_sink import ArchiveSink, TeeSink
 from stream.kafka.clients import KafkaSink, KafkaSource, ensure_topics, make_producer
-from stream.kafka.transactions import KafkaTransaction, WorkerFenced, default_instance_id
+from stream.kafka.errors import DeliveryError, SourceStalled, WorkerFenced
+from stream.kafka.transactions import KafkaTransaction, default_instance_id
 
 log = logging.getLogger(__name__)
 

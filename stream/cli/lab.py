@@ -274,7 +274,8 @@ def backtest(
     if tiers is not None:
         from dataclasses import replace
 
-        from models.history.sampling import TierError, parse_tiers
+        from models.errors import TierError
+        from models.history.sampling import parse_tiers
 
         try:
             config = replace(config, tiers=parse_tiers(tiers))

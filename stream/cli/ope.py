@@ -123,8 +123,9 @@ def ope(
       offerstream ope --format obd --log .venv/lib/python3.11/site-packages/obp/dataset/obd/bts/all/all.csv \\
         --target uniform --json
     """
+    from bandits.errors import OpeError
     from bandits.ope.evaluate import evaluate
-    from bandits.ope.logs import OpeError, read_obd, read_ours
+    from bandits.ope.logs import read_obd, read_ours
 
     settings = settings_from(ctx, seed=seed)
     try:

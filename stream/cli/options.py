@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from stream.app.settings import POLICY_NAMES, Settings, load_settings
+from bandits.settings import POLICY_NAMES
+from stream.app.settings import Settings, load_settings
 from stream.core import logs
 from stream.core.errors import ConfigError
 

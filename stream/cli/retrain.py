@@ -103,7 +103,16 @@ def retrain(
 
     def once(day: Any, reason: str) -> None:
         config = nightly_config(
-            m, archive_dir, registry_dir, day, settings.seed, mode=mode, compare=compare, params=params, reason=reason
+            m,
+            archive_dir,
+            registry_dir,
+            day,
+            settings.seed,
+            settings.processing.offers.terms(),
+            mode=mode,
+            compare=compare,
+            params=params,
+            reason=reason,
         )
         report = run_retrain(config, settings.processing, ZoneInfo(m.timezone))
         if as_json:

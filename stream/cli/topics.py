@@ -50,7 +50,7 @@ def record(ctx: click.Context, topic: str, out: str, idle_timeout: float, follow
 def produce(ctx: click.Context, paths: tuple[str, ...], topic: str | None, **flags: Any) -> None:
     """Send recorded or simulated files to a topic, keyed by user_id and stamped with each event's ts (where the
     broker would accept it). Fails, saying how many, when the broker did not acknowledge every message."""
-    from stream.core.errors import DeliveryError
+    from stream.kafka.errors import DeliveryError
     from stream.kafka.topic_files import Stamps, produce_files, retention_warning
 
     settings = settings_from(ctx, **flags)

@@ -36,6 +36,8 @@ EventType = Literal[
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
+# The referrer channels features one-hot encode (an event's ``referrer`` may name others: they encode as none).
+REFERRER_CHANNELS: tuple[str, ...] = ("direct", "search", "email", "social", "ads")
 MAX_MONEY = 10_000_000.0
 MAX_PRICE = 1_000_000.0
 MAX_QUANTITY = 10_000

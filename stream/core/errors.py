@@ -1,4 +1,8 @@
-"""The one root exception of offerstream, and the reasons a message becomes a dead letter."""
+"""The one root exception of offerstream, the errors of the vocabulary, and why a message becomes a dead letter.
+
+Each package keeps its own errors under this root: :mod:`models.errors`, :mod:`bandits.errors`,
+:mod:`stream.kafka.errors`.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,6 @@ class OfferstreamError(Exception):
 
 class ConfigError(OfferstreamError):
     """Settings that cannot work (reported at start-up, before anything runs)."""
-
-
-class DeliveryError(OfferstreamError):
-    """The broker did not acknowledge an output record; its input offsets must not be committed."""
-
-
-class SourceStalled(DeliveryError):
-    """The consumer stopped receiving records although its partitions lag: its clients must be rebuilt."""
 
 
 class DeadLetterReason(StrEnum):

@@ -13,12 +13,29 @@ Reading the batch and writing it (serialise, send, flush, commit) are timed into
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from stream.core.records import Output, SourceRecord
 from stream.engine.processor import Processor
-from stream.io.file_sink import Sink
-from stream.io.file_source import Source
+
+
+class Source(Protocol):
+    """Where records come from (a Kafka consumer, recorded files, a list): batches in order, then None."""
+
+    def next_batch(self, max_records: int) -> list[SourceRecord] | None: ...
+    def commit(self, batch: Sequence[SourceRecord]) -> None: ...
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    """Where outputs go: ``write`` queues, ``flush`` returns once everything written is durable (for Kafka:
+    acknowledged by the broker), ``close``."""
+
+    def write(self, outputs: Sequence[Output]) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass(slots=True)

@@ -47,17 +47,17 @@ from models.behaviour.features import (
     offer_history_features,
     user_vector,
 )
-from models.behaviour.state import InMemoryStore
+from models.behaviour.store import InMemoryStore
 from models.behaviour.tracker import ClosedSession, StateTracker, Tracked, TrackedEvent
 from models.learners.base import OnlineLearner
 from models.learners.factory import make_learners
 from models.learners.price_sensitivity import OFFER_FLAT, OFFER_SHARE
-from stream.app.settings import ProcessingSettings
 from stream.core.contract import Event, event_to_dict, parse_event
 from stream.core.errors import DeadLetterReason, InvalidMessage
 from stream.core.logs import where
 from stream.core.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
 from stream.engine.dedup import RecentEventIds
+from stream.engine.settings import ProcessingSettings
 from stream.engine.stage_clock import StageClock
 
 log = logging.getLogger(__name__)

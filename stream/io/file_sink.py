@@ -1,24 +1,18 @@
 """Sinks take the core's outputs: files and lists here, Kafka in :mod:`stream.kafka.clients`.
 
-The sink protocol: ``write(outputs)`` queues, ``flush()`` returns once everything written is durable (for
-Kafka: acknowledged by the broker), ``close()``.
+Each implements the sink protocol of :class:`stream.engine.pipeline.Sink`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
 from models.history.archive import ArchiveWriter
 from stream.core.jsonl import open_binary
 from stream.core.records import Output, OutputKind
-
-
-class Sink(Protocol):
-    def write(self, outputs: Sequence[Output]) -> None: ...
-    def flush(self) -> None: ...
-    def close(self) -> None: ...
+from stream.engine.pipeline import Sink
 
 
 class FileSink:

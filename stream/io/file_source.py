@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
 
 import orjson
 
@@ -23,12 +22,6 @@ from stream.core.jsonl import iter_lines
 from stream.core.records import SourceRecord
 
 RECORDING_MARK = "offerstream_recording"
-
-
-class Source(Protocol):
-    def next_batch(self, max_records: int) -> list[SourceRecord] | None: ...
-    def commit(self, batch: Sequence[SourceRecord]) -> None: ...
-    def close(self) -> None: ...
 
 
 def _recording_header(line: bytes) -> dict | None:

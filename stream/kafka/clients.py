@@ -29,9 +29,9 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from stream.app.settings import KafkaSettings
-from stream.core.errors import DeliveryError
 from stream.core.records import Output, OutputKind, SourceRecord
+from stream.kafka.errors import DeliveryError
+from stream.kafka.settings import KafkaSettings
 from stream.kafka.stall_watch import ConsumerView, StallWatch
 from stream.kafka.transactions import KafkaTransaction
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from kafka.structs import TopicPartition
 
-from stream.core.errors import SourceStalled
+from stream.kafka.errors import SourceStalled
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
-from stream.app.settings import KafkaSettings
-from stream.core.errors import DeliveryError
 from stream.core.jsonl import dumps_line, open_binary
 from stream.io.file_source import RECORDING_MARK, read_file
 from stream.kafka.clients import make_producer
+from stream.kafka.errors import DeliveryError
+from stream.kafka.settings import KafkaSettings
 
 
 def iter_topic(

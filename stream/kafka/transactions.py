@@ -37,17 +37,9 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from stream.core.errors import DeliveryError, OfferstreamError
+from stream.kafka.errors import TransactionAborted, WorkerFenced
 
 log = logging.getLogger(__name__)
-
-
-class TransactionAborted(DeliveryError):
-    """The batch's transaction did not commit: nothing of it is visible, and the worker's state is ahead."""
-
-
-class WorkerFenced(OfferstreamError):
-    """Another worker with the same transactional id started: this one must stop (it is a zombie)."""
 
 
 def default_instance_id(state_dir: str) -> str:

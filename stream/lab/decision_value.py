@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from models.behaviour.features import FEATURE_NAMES
-from stream.app.settings import ProcessingSettings
+from stream.engine.settings import ProcessingSettings
 from stream.lab.backtest import LabConfig, _interval
 from stream.lab.rows import Logged, RowCollector
 from stream.lab.strategies import Day, Strategy, make_strategy

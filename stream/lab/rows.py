@@ -32,7 +32,7 @@ import numpy.typing as npt
 from models.behaviour.features import FEATURE_NAMES
 from models.behaviour.tracker import ClosedSession, StateTracker
 from models.snapshots.archive_rows import PRICE_FEATURE_NAMES, ArchivedEvent
-from stream.app.settings import ProcessingSettings
+from stream.engine.settings import ProcessingSettings
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import pytest
 
 from bandits.factory import make_policy
 from bandits.offers import Catalogue
+from bandits.settings import PolicySettings
 from bench.policies import closed_loop
-from stream.app.settings import PolicySettings
 from stream.engine.processor import offer_terms
 
 OFFERS = Catalogue().names

@@ -7,10 +7,11 @@ import time
 import numpy as np
 import pytest
 
+from bandits.errors import OpeError
 from bandits.ope import estimators as est
 from bandits.ope.evaluate import evaluate
-from bandits.ope.logs import LoggedRounds, OpeError
-from stream.app.settings import PolicySettings
+from bandits.ope.logs import LoggedRounds
+from bandits.settings import PolicySettings
 
 ACTIONS = ("a", "b", "c")
 BASE = np.array([1.0, 2.0, 1.5])

@@ -13,8 +13,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from bandits.errors import OpeError
 from bandits.ope.evaluate import evaluate, target_factory
-from bandits.ope.logs import OpeError, read_obd
+from bandits.ope.logs import read_obd
 from bandits.ope.obd import obd_csv
 from stream.app.settings import load_settings
 from stream.cli import main

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from bandits.linear_thompson import LinearThompson
 from bandits.offers import Catalogue
-from stream.app.settings import PolicySettings
+from bandits.settings import PolicySettings
 from stream.engine.processor import offer_terms
 
 TERMS = offer_terms(Catalogue().offers)

@@ -1,6 +1,7 @@
 """The shared checks every bandit policy must pass. A policy registered in bandits.factory joins automatically."""
 
 import copy
+import inspect
 
 import numpy as np
 import orjson
@@ -9,7 +10,7 @@ import pytest
 from bandits.base import Policy
 from bandits.factory import POLICIES
 from bandits.offers import Catalogue
-from stream.app.settings import PolicySettings
+from bandits.settings import PolicySettings
 
 OFFERS = ["none", "discount_5", "discount_10", "discount_15", "free_shipping"]
 CATALOGUE = Catalogue()
@@ -135,3 +136,49 @@ def test_a_new_offer_can_appear(name):
     assert "gift_wrap" in c.propensities
     if getattr(policy, "propensity_floor", 0) > 0:  # exploring policies must be able to try it
         assert c.propensities["gift_wrap"] >= policy.propensity_floor * 0.999
+
+
+def _constructor_arguments(cls: type) -> set[str]:
+    """Named arguments of the class's constructors, the bases' included (subclasses pass ``**kwargs`` on)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"}
+    return names
+
+
+# Every knob set away from its default, so that a knob dropped or renamed on its way shows as the default.
+CHANGED_KNOBS = PolicySettings(
+    mc_samples=321,
+    propensity_floor=0.02,
+    prior_precision=1.7,
+    noise_prior_shape=2.5,
+    noise_prior_scale=0.3,
+    lift_prior_precision=0.6,
+    forget_half_life=12_345.0,
+    exploration=0.7,
+    ucb_alpha=0.9,
+    prior_mean=0.5,
+    prior_strength=2.0,
+    prior_shape=1.5,
+    prior_scale=30.0,
+    fixed_offer="discount_10",
+)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_knob_reaches_the_constructor_under_its_settings_name(name):
+    settings = CHANGED_KNOBS.model_copy(update={"name": name})
+    policy = POLICIES[name](settings)
+    shared = _constructor_arguments(type(policy)) & set(PolicySettings.model_fields)
+    for knob in shared:
+        value = getattr(settings, knob)
+        kept = getattr(policy, knob)
+        assert kept == (tuple(value) if isinstance(kept, tuple) else value), f"{name}: {knob} is {kept!r}"
+    every_argument = _constructor_arguments(type(policy))
+    assert every_argument <= set(PolicySettings.model_fields), (
+        f"{name} takes {sorted(every_argument - set(PolicySettings.model_fields))}, which no setting names"
+    )

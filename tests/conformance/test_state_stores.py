@@ -3,7 +3,8 @@
 import orjson
 import pytest
 
-from models.behaviour.state import InMemoryStore, SessionState, StateStore, UserState
+from models.behaviour.state import SessionState, UserState
+from models.behaviour.store import InMemoryStore, StateStore
 
 STORES = {"memory": InMemoryStore}
 

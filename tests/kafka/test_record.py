@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from kafka_helpers import suffixed_topics
 
 from stream.cli import main
-from stream.core.errors import DeliveryError
 from stream.io.file_source import read_file
+from stream.kafka.errors import DeliveryError
 from stream.kafka.topic_files import iter_topic, produce_values
 from stream.simulator import simulate_to_file
 

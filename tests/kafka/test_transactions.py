@@ -6,8 +6,9 @@ from kafka_helpers import one_partition_copy, run_until_consumed
 
 from stream.app.replay import replay_files
 from stream.io.file_source import read_file
+from stream.kafka.errors import TransactionAborted
 from stream.kafka.topic_files import iter_topic, produce_values
-from stream.kafka.transactions import KafkaTransaction, TransactionAborted
+from stream.kafka.transactions import KafkaTransaction
 from stream.simulator import simulate_to_file
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from models.errors import ArchiveError
 from models.history import archive
-from models.history.archive import ArchiveError, ArchiveWriter, archive_days, iter_archive, read_day
+from models.history.archive import ArchiveWriter, archive_days, iter_archive, read_day
 
 DAY5 = 1_767_571_200_000  # 2026-01-05T00:00:00Z
 DAY_MS = 86_400_000

@@ -69,7 +69,13 @@ def run_shop(workdir: Path, users: int = USERS, seed: int = SEED, learners: bool
     settings = replay_settings(seed, workdir / "archive", learners=learners)
     replay_files([events], settings, workdir / "decisions.jsonl", workdir / "dead.jsonl")
     report = retrain_nightly(
-        workdir / "archive", workdir / "registry", day_of_ms(SHIFT_MS) - timedelta(days=1), settings, seed
+        workdir / "archive",
+        workdir / "registry",
+        day_of_ms(SHIFT_MS) - timedelta(days=1),
+        settings.models,
+        settings.processing,
+        settings.processing.offers.terms(),
+        seed,
     )
     assert report["gate"]["promote"], report["gate"]
     snapshot = Registry(workdir / "registry").load_current()
@@ -161,9 +167,15 @@ def test_snapshot_scores_of_the_logged_features_are_what_the_worker_scores(tmp_p
     simulate_events("abrupt", 4, 1_500, 3, events, until_ms=START_MS + 3 * DAY_MS)
     settings = replay_settings(3, tmp_path / "archive")
     replay_files([events], settings, tmp_path / "d1.jsonl", tmp_path / "x1.jsonl")
-    assert retrain_nightly(tmp_path / "archive", tmp_path / "registry", day_of_ms(START_MS + DAY_MS), settings, 3)[
-        "version"
-    ]
+    assert retrain_nightly(
+        tmp_path / "archive",
+        tmp_path / "registry",
+        day_of_ms(START_MS + DAY_MS),
+        settings.models,
+        settings.processing,
+        settings.processing.offers.terms(),
+        3,
+    )["version"]
     with_registry = replay_settings(3, None, registry=tmp_path / "registry")
     replay_files([events], with_registry, tmp_path / "d2.jsonl", tmp_path / "x2.jsonl")
     logged = [orjson.loads(line) for line in (tmp_path / "d2.jsonl").read_bytes().splitlines()]

@@ -12,8 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from models.errors import ImportFailed
 from models.history.archive import archive_days, read_day
-from models.history.importer import ImportFailed, TimeParser, import_table
+from models.history.importer import TimeParser, import_table
 from stream.core.errors import ConfigError
 
 CDNOW_MAPPING = {"user_id": "customer", "ts": "date", "quantity": "cds", "revenue": "amount"}

@@ -42,7 +42,9 @@ def test_features_rebuilt_from_the_archive_equal_those_the_worker_used(replayed)
     settings, archive, decisions, _ = replayed
     last = archive_days(archive, "events")[-1]
     sampler = RecencySampler(last, (Tier(0, 1000, 1.0),), seed=0)
-    data = build_training_data(archive, sampler, settings.processing, keep_features=True)
+    data = build_training_data(
+        archive, sampler, settings.processing, settings.processing.offers.terms(), keep_features=True
+    )
     assert len(decisions) > 50
     for d in decisions:
         rebuilt = data.features_seen[d["event_id"]]
@@ -53,7 +55,9 @@ def test_features_rebuilt_from_the_archive_equal_those_the_worker_used(replayed)
 def test_rows_are_labelled_sessions_with_decisions(replayed):
     settings, archive, decisions, _ = replayed
     last = archive_days(archive, "events")[-1]
-    data = build_training_data(archive, RecencySampler(last, (Tier(0, 1000, 1.0),)), settings.processing)
+    data = build_training_data(
+        archive, RecencySampler(last, (Tier(0, 1000, 1.0),)), settings.processing, settings.processing.offers.terms()
+    )
     sessions = {d["session_id"] for d in decisions}
     # every decision session gives one intent row, except those still open at the end (no label yet)
     assert len(data.intent) + data.unlabelled_sessions == len(sessions)
@@ -69,7 +73,7 @@ def test_the_sample_thins_old_days_and_keeps_sessions_whole(replayed):
     settings, archive, _, _ = replayed
     last = archive_days(archive, "events")[-1]
     sampler = RecencySampler(last, (Tier(0, 2, 1.0), Tier(2, 30, 0.5)), seed=1)
-    data = build_training_data(archive, sampler, settings.processing)
+    data = build_training_data(archive, sampler, settings.processing, settings.processing.offers.terms())
     recent, old = sampler.report()
     assert recent["sampled"] == recent["available"] > 0
     assert 0.3 * old["available"] < old["sampled"] < 0.7 * old["available"]

@@ -97,7 +97,7 @@ def test_a_line_that_is_not_an_event_is_a_dead_letter_not_an_error(tmp_path):
 @pytest.mark.parametrize("policy", ["linear_thompson", "linucb"])
 def test_the_policy_option_runs_every_configurable_policy(tmp_path, events, policy):
     from bandits.factory import POLICIES
-    from stream.app.settings import POLICY_NAMES
+    from bandits.settings import POLICY_NAMES
 
     assert set(POLICY_NAMES) == set(POLICIES)
     decisions, _, summary = replay(tmp_path, [events], "--policy", policy, tag=policy)

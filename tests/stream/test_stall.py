@@ -11,7 +11,7 @@ from kafka.errors import KafkaTimeoutError
 from kafka.structs import TopicPartition
 
 from stream.app.monitoring import Health, StallReporter
-from stream.core.errors import SourceStalled
+from stream.kafka.errors import SourceStalled
 from stream.kafka.stall_watch import ConsumerView, StallWatch
 
 TP = TopicPartition("clicks", 0)

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 from kafka.structs import TopicPartition
 
-from stream.kafka.transactions import KafkaTransaction, TransactionAborted
+from stream.kafka.errors import TransactionAborted
+from stream.kafka.transactions import KafkaTransaction
 
 
 class _NeverDone:

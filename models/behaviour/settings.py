@@ -1,0 +1,40 @@
+"""The state stage's settings: what makes a session, when state is forgotten, where decisions are asked for.
+
+They are read from the ``processing`` section (the engine's :class:`~stream.engine.settings.ProcessingSettings`
+extends them), so settings files and ``OFFERSTREAM_PROCESSING__*`` variables name them as before.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stream.core.contract import EVENT_TYPES
+
+
+class SessionSettings(BaseModel):
+    """What :class:`~models.behaviour.tracker.StateTracker` needs: sessions, decision points, forgetting."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision_events: tuple[str, ...] = ("add_to_cart", "checkout_start")
+    max_decisions_per_session: int = Field(1, ge=1)
+    session_gap_s: float = Field(1800.0, gt=0, description="inactivity that starts a new session (no session_id)")
+    session_ttl_s: float = Field(
+        4 * 3600.0, gt=0, description="a session without session_end closes this long after its last event (event time)"
+    )
+    user_ttl_s: float = Field(
+        180 * 86400.0, gt=0, description="a user with no event for this long (event time) is forgotten"
+    )
+    partition_idle_records: int = Field(
+        100_000,
+        ge=1,
+        description="a partition none of the last this many records came from stops holding sessions open",
+    )
+
+    @field_validator("decision_events")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event types {unknown}; known: {list(EVENT_TYPES)}")
+        return value
