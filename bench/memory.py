@@ -35,7 +35,7 @@ import orjson
 
 from bench.machine import machine, write_results
 from models.behaviour.tracker import StateTracker
-from stream.app.replay import build_processor
+from stream.app.build import build_processor
 from stream.app.settings import load_settings
 from stream.core.contract import Event
 from stream.core.records import SourceRecord

@@ -22,7 +22,7 @@ import numpy as np
 
 from bandits.factory import linear_kwargs
 from bandits.linear_thompson import LinearThompson
-from stream.app.replay import build_processor, load_promoted
+from stream.app.build import build_processor, load_promoted
 from stream.app.settings import Settings
 from stream.core.records import OutputKind
 from stream.engine.pipeline import PipelineStats, run_pipeline

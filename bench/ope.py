@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bandits.ope.evaluate import evaluate
-from bandits.ope.logs import LoggedRounds, read_obd
+from bandits.ope.logged_rounds import LoggedRounds, read_obd
 from bandits.ope.obd import OBD_WHEEL, obd_csv
 from bandits.settings import PolicySettings
 from bench.machine import machine, write_results

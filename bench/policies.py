@@ -58,7 +58,8 @@ from models.history.archive import ArchiveWriter
 from models.learners.factory import make_learners
 from models.snapshots.registry import Registry
 from models.snapshots.retrain import retrain_nightly
-from stream.app.replay import build_processor, decider
+from stream.app.build import build_processor
+from stream.app.replay import decider
 from stream.app.settings import Settings, load_settings
 from stream.core.records import Output, OutputKind, SourceRecord
 from stream.engine.processor import Processor

@@ -6,6 +6,6 @@ reward model, ``obd`` finds the Open Bandit Dataset files and ``evaluate`` ties 
 """
 
 from bandits.errors import OpeError
-from bandits.ope.logs import LoggedRounds
+from bandits.ope.logged_rounds import LoggedRounds
 
 __all__ = ["LoggedRounds", "OpeError"]

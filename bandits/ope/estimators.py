@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from bandits.base import Policy
-from bandits.ope.logs import LoggedRounds
+from bandits.ope.logged_rounds import LoggedRounds
 
 # Index-matrix elements drawn per bootstrap chunk: bounds memory (16 MB of int64) whatever the log size.
 CHUNK_ELEMENTS = 2_000_000

@@ -7,7 +7,7 @@ reward and propensity (``update``). A learning policy is thus judged on every ro
 would be online — though it learns from the logger's actions, not its own. ``uniform`` and ``offer:NAME`` learn
 nothing, so their π is fixed. Replay (see :mod:`bandits.ope.estimators`) runs a fresh copy of the policy.
 
->>> from bandits.ope.logs import LoggedRounds
+>>> from bandits.ope.logged_rounds import LoggedRounds
 >>> rounds = LoggedRounds([{}] * 4, [("a", "b")] * 4, ["a", "b", "a", "b"], np.full(4, 0.5),
 ...                       np.array([1.0, 0.0, 1.0, 0.0]))
 >>> out = evaluate(rounds, "offer:a", estimators=("ipw", "replay"), resamples=0)
@@ -27,7 +27,7 @@ from bandits.baselines import FixedOfferPolicy
 from bandits.errors import OpeError
 from bandits.factory import POLICIES
 from bandits.ope import estimators as est
-from bandits.ope.logs import LoggedRounds
+from bandits.ope.logged_rounds import LoggedRounds
 from bandits.ope.reward_model import cross_fitted_q
 from bandits.settings import PolicySettings
 

@@ -7,46 +7,20 @@ byte-identical decisions, whatever the batch size.
 from __future__ import annotations
 
 import itertools
-import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 
-from bandits.eligibility import Eligibility
-from bandits.factory import make_policy
-from models.behaviour.features import FEATURES_VERSION
-from models.errors import SnapshotRejected
 from models.history.archive import ArchiveWriter
-from models.learners.factory import make_learners
-from models.snapshots.registry import Registry, Snapshot
+from stream.app.build import build_processor, load_promoted, writer_id
 from stream.app.settings import Settings
 from stream.core.records import Output, OutputKind, SourceRecord
 from stream.engine.pipeline import PipelineStats, Sink, run_pipeline
-from stream.engine.processor import Processor, SnapshotModels
+from stream.engine.processor import Processor
 from stream.io.file_sink import ArchiveSink, FileSink, TeeSink
 from stream.io.file_source import FileSource
-
-log = logging.getLogger(__name__)
-
-
-def build_processor(settings: Settings, model_snapshot: SnapshotModels | None = None) -> Processor:
-    """The processing core with the configured policy and learners, seeded from the settings."""
-    m = settings.models
-    return Processor(
-        settings.processing,
-        make_policy(settings.policy),
-        seed=settings.seed,
-        learners=make_learners(settings.seed) if m.learners else {},
-        model_snapshot=model_snapshot,
-        tz=ZoneInfo(m.timezone),
-        archive_events=m.archive is not None,
-        eligibility=Eligibility(settings.policy.eligibility, settings.processing.offers),
-    )
 
 
 def decider(
@@ -94,26 +68,3 @@ def replay_files(
     finally:
         sink.close()
     return processor, stats, files.counts
-
-
-def writer_id(settings: Settings, default_prefix: str) -> str:
-    """The archive part name of this process: configured, else ``<prefix>-<host>-<pid>``."""
-    if settings.models.archive_writer_id:
-        return settings.models.archive_writer_id
-    return f"{default_prefix}-{socket.gethostname()}-{os.getpid()}"
-
-
-def load_promoted(settings: Settings) -> Snapshot | None:
-    """The registry's promoted snapshot, or None (no registry, nothing promoted, or refused: logged)."""
-    if settings.models.registry is None:
-        return None
-    try:
-        snapshot = Registry(settings.models.registry).load_current(expected_features_version=FEATURES_VERSION)
-    except SnapshotRejected as exc:
-        log.error("snapshot %s refused: %s; scoring without a snapshot", exc.version, exc.reason)
-        return None
-    if snapshot is None:
-        log.info(
-            "registry %s has no promoted snapshot yet; scoring with the online learners only", settings.models.registry
-        )
-    return snapshot

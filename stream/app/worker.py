@@ -35,15 +35,17 @@ from models.history.archive import ArchiveWriter
 from models.snapshots.registry import Registry, RegistryWatcher
 from models.snapshots.schedule import request_retrain
 from stream.app import heap
+from stream.app.build import build_processor, writer_id
 from stream.app.monitoring import Health, StallReporter, WorkerMetrics, start_metrics_server
 from stream.app.recovery import Offsets, Restored, restore_state, write_checkpoint
-from stream.app.replay import build_processor, writer_id
 from stream.app.settings import Settings
 from stream.engine.pipeline import PipelineStats, Sink, run_pipeline
 from stream.engine.processor import Processor
 from stream.io.file_sink import ArchiveSink, TeeSink
-from stream.kafka.clients import KafkaSink, KafkaSource, ensure_topics, make_producer
+from stream.kafka.clients import ensure_topics, make_producer
 from stream.kafka.errors import DeliveryError, SourceStalled, WorkerFenced
+from stream.kafka.sink import KafkaSink
+from stream.kafka.source import KafkaSource
 from stream.kafka.transactions import KafkaTransaction, default_instance_id
 
 log = logging.getLogger(__name__)

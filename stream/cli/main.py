@@ -12,7 +12,15 @@ import click
 import orjson
 
 from stream.app.settings import describe
-from stream.cli import files, importer, lab, ope, retrain, topics, worker
+from stream.cli import (
+    file_commands,
+    import_command,
+    lab_command,
+    ope_command,
+    retrain_command,
+    topic_commands,
+    worker_commands,
+)
 from stream.cli.options import common, kafka_options, settings_from
 
 
@@ -48,18 +56,18 @@ def config(ctx: click.Context, **flags: Any) -> None:
 
 
 for command in (
-    worker.run,
-    worker.demo,
-    worker.simulate_live,
-    files.replay,
-    files.simulate,
-    topics.record,
-    topics.produce,
-    topics.topics,
-    importer.import_,
-    retrain.retrain,
-    ope.ope,
-    lab.backtest,
+    worker_commands.run,
+    worker_commands.demo,
+    worker_commands.simulate_live,
+    file_commands.replay,
+    file_commands.simulate,
+    topic_commands.record,
+    topic_commands.produce,
+    topic_commands.topics,
+    import_command.import_,
+    retrain_command.retrain,
+    ope_command.ope,
+    lab_command.backtest,
     config,
 ):
     main.add_command(command)

@@ -1,4 +1,4 @@
-"""Sinks take the core's outputs: files and lists here, Kafka in :mod:`stream.kafka.clients`.
+"""Sinks take the core's outputs: files and lists here, Kafka in :mod:`stream.kafka.sink`.
 
 Each implements the sink protocol of :class:`stream.engine.pipeline.Sink`.
 """

@@ -1,4 +1,4 @@
-"""Sources feed the processing core: recorded files here, Kafka in :mod:`stream.kafka.clients`.
+"""Sources feed the processing core: recorded files here, Kafka in :mod:`stream.kafka.source`.
 
 The source protocol (after bytewax): ``next_batch(max_records)`` returns up to that many records, ``[]`` when
 nothing is ready yet, or ``None`` once the source is exhausted; ``commit(batch)`` acknowledges a batch whose

@@ -5,7 +5,7 @@ log line): a worker sitting silent with a full topic in front of it. A consumer 
 restart could sit just as silent, and one was seen stuck while its own view said it had nothing left to read
 (group stable, partition assigned, the committed offset 9,679 behind the end). (That last one was most likely
 the broker's retention deleting records stamped months ago, which a restarted broker checks for at once; the
-client then moves to the partition's new start without a word. :class:`~stream.kafka.clients.KafkaSource` now
+client then moves to the partition's new start without a word. :class:`~stream.kafka.source.KafkaSource` now
 reports such a skip as lost input.) So the client's view cannot settle the question. :class:`StallWatch` looks
 at it after each poll and, when nothing has moved for ``limit_s``, has a throw-away reader (the source's
 ``probe``) read from where the worker is: records there that the consumer does not return are a stall, raised

@@ -23,10 +23,10 @@ are a session's first ``add_to_cart`` and its ``checkout_start`` while it has se
 True
 """
 
-from stream.simulator.files import simulate_to_file
 from stream.simulator.in_process_loop import closed_loop_run
 from stream.simulator.scenarios import SCENARIOS, Conditions, Scenario, get_scenario
 from stream.simulator.simulation import Simulation
+from stream.simulator.to_file import simulate_to_file
 
 __all__ = [
     "SCENARIOS",

@@ -5,7 +5,7 @@ from factories import MINUTE, T0, event, records, settings
 
 from bandits.eligibility import Eligibility, EligibilityRule
 from bandits.offers import Catalogue
-from stream.app.replay import build_processor
+from stream.app.build import build_processor
 from stream.core.errors import ConfigError
 
 RULES = [

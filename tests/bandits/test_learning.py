@@ -2,7 +2,8 @@
 
 from factories import settings
 
-from stream.app.replay import build_processor, decider
+from stream.app.build import build_processor
+from stream.app.replay import decider
 from stream.simulator import Simulation, closed_loop_run
 
 

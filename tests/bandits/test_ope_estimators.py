@@ -10,7 +10,7 @@ import pytest
 from bandits.errors import OpeError
 from bandits.ope import estimators as est
 from bandits.ope.evaluate import evaluate
-from bandits.ope.logs import LoggedRounds
+from bandits.ope.logged_rounds import LoggedRounds
 from bandits.settings import PolicySettings
 
 ACTIONS = ("a", "b", "c")

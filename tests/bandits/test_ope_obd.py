@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from bandits.errors import OpeError
 from bandits.ope.evaluate import evaluate, target_factory
-from bandits.ope.logs import read_obd
+from bandits.ope.logged_rounds import read_obd
 from bandits.ope.obd import obd_csv
 from stream.app.settings import load_settings
 from stream.cli import main

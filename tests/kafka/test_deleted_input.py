@@ -11,7 +11,8 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.structs import TopicPartition
 from kafka_helpers import one_partition_copy, suffixed_topics
 
-from stream.kafka.clients import DEAD_LETTER_MAX_BYTES, KafkaSource, ensure_topics
+from stream.kafka.clients import DEAD_LETTER_MAX_BYTES, ensure_topics
+from stream.kafka.source import KafkaSource
 from stream.kafka.topic_files import produce_values
 
 
@@ -40,7 +41,7 @@ def test_a_gap_the_broker_deleted_is_reported_as_lost_input(kafka_settings, capl
     try:
         assert source.start_offsets() == {tp: 0}
         _delete_before(settings, tp, 4)  # before the first fetch: the client resets to 4 without a word
-        caplog.set_level(logging.WARNING, logger="stream.kafka.clients")
+        caplog.set_level(logging.WARNING, logger="stream.kafka.source")
         records = []
         deadline = time.monotonic() + 30
         while len(records) < 6 and time.monotonic() < deadline:
@@ -61,7 +62,7 @@ def test_the_stall_probe_reports_a_deleted_start_and_reads_on_from_the_new_first
     _delete_before(settings, tp, 6)
 
     source = KafkaSource(settings.kafka)
-    caplog.set_level(logging.WARNING, logger="stream.kafka.clients")
+    caplog.set_level(logging.WARNING, logger="stream.kafka.source")
     try:
         assert source._probe({tp: 2}) == {tp: 6}  # records remain after the deleted ones: a stall, not idleness
         assert source.take_deleted_unread() == 4

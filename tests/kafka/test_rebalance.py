@@ -2,7 +2,7 @@
 
 kafka-python 3.0.12 could leave such a rejoin half done when a short poll timed out during it: the member
 stopped heartbeating, kept fetching for its old assignment, failed every commit and was expelled. The source
-works around it (``stream.kafka.clients._finish_joins_in_flight``) and retries commits the rebalance refused.
+works around it (``stream.kafka.source._finish_joins_in_flight``) and retries commits the rebalance refused.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewPartitions
 from kafka_helpers import group_done
 
-from stream.kafka.clients import KafkaSource, make_producer
+from stream.kafka.clients import make_producer
+from stream.kafka.source import KafkaSource
 
 
 def _produce(settings, n: int, start: int) -> None:

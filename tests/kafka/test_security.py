@@ -8,7 +8,8 @@ import pytest
 from kafka.errors import KafkaError
 from pydantic import SecretStr
 
-from stream.kafka.clients import KafkaSource, make_producer
+from stream.kafka.clients import make_producer
+from stream.kafka.source import KafkaSource
 
 SECRET = "s3cr3t-pa55word-4711"
 

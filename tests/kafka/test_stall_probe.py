@@ -9,7 +9,7 @@ from kafka import KafkaProducer
 from kafka.structs import TopicPartition
 from kafka_helpers import one_partition_copy
 
-from stream.kafka.clients import KafkaSource
+from stream.kafka.source import KafkaSource
 from stream.kafka.topic_files import produce_values
 
 

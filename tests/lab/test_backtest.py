@@ -257,7 +257,7 @@ def assert_report_agrees_with_json(page: str, data: dict) -> None:
 
 
 def test_the_cli_names_every_strategy_and_refuses_others(tmp_path):
-    from stream.cli.lab import STRATEGY_NAMES
+    from stream.cli.lab_command import STRATEGY_NAMES
     from stream.lab.strategies import STRATEGIES
 
     assert tuple(STRATEGIES) == STRATEGY_NAMES

@@ -11,7 +11,7 @@ import pytest
 from bandits.offers import default_catalogue
 from models.behaviour.features import FEATURE_NAMES
 from stream.app.settings import load_settings
-from stream.cli.lab import _simulated
+from stream.cli.lab_command import _simulated
 from stream.lab.backtest import LabConfig, decision_value, ope_value, run_backtest
 from stream.lab.rows import RowCollector
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.policies import NightlyJob, closed_loop, shop_settings
-from stream.app.replay import build_processor, decider
+from stream.app.build import build_processor
+from stream.app.replay import decider
 from stream.core.records import Output, OutputKind
 from stream.simulator import Simulation, closed_loop_run
 

@@ -125,7 +125,7 @@ def ope(
     """
     from bandits.errors import OpeError
     from bandits.ope.evaluate import evaluate
-    from bandits.ope.logs import read_obd, read_ours
+    from bandits.ope.logged_rounds import read_obd, read_ours
 
     settings = settings_from(ctx, seed=seed)
     try:
