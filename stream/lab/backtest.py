@@ -238,7 +238,7 @@ def _lag_of_full(span: dict[str, list[dict[str, Any]]], common: Sequence[str]) -
         return {}
     by_day = {name: {d["day"]: d["logloss"] for d in days} for name, days in span.items()}
     return {
-        f"vs_{other}": _interval(np.array([by_day["full"][d] - by_day[other][d] for d in common]))
+        f"vs_{other}": paired_interval(np.array([by_day["full"][d] - by_day[other][d] for d in common]))
         for other in ("online", "hybrid")
         if other in span
     }
@@ -413,7 +413,7 @@ def compare(
             continue
         diff = np.array([by_day[name][d]["logloss"] - by_day[best][d]["logloss"] for d in common])
         auc_diff = np.array([by_day[name][d]["auc"] - by_day[best][d]["auc"] for d in common])
-        versus[name] = {"logloss_diff": _interval(diff), "auc_diff": _interval(auc_diff)}
+        versus[name] = {"logloss_diff": paired_interval(diff), "auc_diff": paired_interval(auc_diff)}
     out: dict[str, Any] = {"best": best, "days": len(common), "versus_best": versus}
     if all(summaries[n].get("profit_fraction") is not None for n in summaries):
         out["decision_value"] = _compare_value(by_day, common, summaries)
@@ -431,7 +431,7 @@ def _compare_value(
         return float(d["profit"] / d["oracle_profit"]) if d["oracle_profit"] else 0.0
 
     versus = {
-        name: _interval(np.array([share(name, d) - share(best, d) for d in common]))
+        name: paired_interval(np.array([share(name, d) - share(best, d) for d in common]))
         for name in summaries
         if name != best
     }
@@ -525,7 +525,8 @@ def recommendation(
     return " ".join(lines)
 
 
-def _interval(x: np.ndarray) -> dict[str, float]:
+def paired_interval(x: np.ndarray) -> dict[str, float]:
+    """Mean of paired differences with a normal 95 % interval (infinite with one pair)."""
     mean = float(x.mean())
     half = Z95 * float(x.std(ddof=1)) / math.sqrt(len(x)) if len(x) > 1 else math.inf
     return {"mean": round(mean, 6), "lo95": round(mean - half, 6), "hi95": round(mean + half, 6)}

@@ -25,7 +25,7 @@ import numpy as np
 
 from models.behaviour.features import FEATURE_NAMES
 from stream.engine.settings import ProcessingSettings
-from stream.lab.backtest import LabConfig, _interval
+from stream.lab.backtest import LabConfig, paired_interval
 from stream.lab.rows import Logged, RowCollector
 from stream.lab.strategies import Day, Strategy, make_strategy
 from stream.simulator import Simulation, closed_loop_run
@@ -149,7 +149,7 @@ def compare_closed_loops(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         other = shares(name)
         days = sorted(set(base) & set(other))
         if len(days) >= 2:
-            versus[name] = _interval(np.array([other[d] - base[d] for d in days]))
+            versus[name] = paired_interval(np.array([other[d] - base[d] for d in days]))
     listed = ", ".join(f"{n} {v:.4f}" for n, v in sorted(fractions.items(), key=lambda kv: -kv[1]))
     none = runs[best]["summary"]["none_fraction"]
     behind = ", ".join(
