@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-fast ci run bench bench-memory bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
+.PHONY: help setup lint format docs test test-fast ci run bench bench-memory bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
 
 include docker/kafka/kafka.mk
 
@@ -41,6 +41,9 @@ format: $(BIN)/offerstream ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+docs: $(BIN)/offerstream ## Regenerate docs/reference/ (every setting and command) from the code
+	$(PY) docs/generate_reference.py
+
 test: $(BIN)/offerstream $(OBD_STAMP) ## All tests, broker-backed ones included (starts a throw-away broker unless OFFERSTREAM_TEST_BOOTSTRAP is set)
 	$(BIN)/pytest --doctest-modules stream models bandits tests
 
@@ -48,7 +51,7 @@ test-fast: $(BIN)/offerstream $(OBD_STAMP) ## Tests that need no broker
 	$(BIN)/pytest -m "not kafka" --doctest-modules stream models bandits tests
 
 fuzz: $(BIN)/offerstream ## 100,000 hostile messages at the core and through a real broker at the worker (CI: 10,000)
-	OFFERSTREAM_FUZZ_MESSAGES=100000 OFFERSTREAM_FUZZ_EXAMPLES=1000 $(BIN)/pytest -s tests/stream/test_fuzz.py \
+	OFFERSTREAM_FUZZ_MESSAGES=100000 OFFERSTREAM_FUZZ_EXAMPLES=1000 $(BIN)/pytest -s tests/stream/engine/test_fuzz.py \
 		tests/kafka/test_fuzz_worker.py
 
 ci: lint test ## What .ci/run runs after installing and starting the broker

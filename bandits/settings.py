@@ -23,7 +23,7 @@ class PolicySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: PolicyName = "linear_thompson"
+    name: PolicyName = Field("linear_thompson", description="the policy that decides (bandits/factory.py)")
     mc_samples: int = Field(1000, ge=10, le=1_000_000, description="Monte Carlo draws for TS propensities")
     propensity_floor: float = Field(0.01, ge=0, lt=1, description="no eligible offer is chosen less often")
     context: tuple[str, ...] = Field(
@@ -76,11 +76,11 @@ class PolicySettings(BaseModel):
         0.5, gt=0, description="linear TS: scale on the posterior spread it samples from (below 1 explores less)"
     )
     ucb_alpha: float = Field(1.5, ge=0, description="LinUCB: predictive standard deviations added to the mean")
-    prior_mean: float = 0.0
+    prior_mean: float = Field(0.0, description="conjugate TS: prior mean of each offer's reward")
     prior_strength: float = Field(1.0, gt=0, description="pseudo-observations behind the prior mean")
     prior_shape: float = Field(1.0, gt=0, description="inverse-gamma shape of the reward variance prior")
     prior_scale: float = Field(25.0, gt=0, description="inverse-gamma scale of the reward variance prior")
-    fixed_offer: str = "none"
+    fixed_offer: str = Field("none", description="fixed policy: the offer it always shows when eligible")
     eligibility: tuple[EligibilityRule, ...] = Field(
         (), description="rules removing offers from a request before the policy chooses (bandits/eligibility.py)"
     )

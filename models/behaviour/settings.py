@@ -16,8 +16,12 @@ class SessionSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    decision_events: tuple[str, ...] = ("add_to_cart", "checkout_start")
-    max_decisions_per_session: int = Field(1, ge=1)
+    decision_events: tuple[str, ...] = Field(
+        ("add_to_cart", "checkout_start"), description="event types at which an offer is decided"
+    )
+    max_decisions_per_session: int = Field(
+        1, ge=1, description="decisions at most per session (later decision points get none)"
+    )
     session_gap_s: float = Field(1800.0, gt=0, description="inactivity that starts a new session (no session_id)")
     session_ttl_s: float = Field(
         4 * 3600.0, gt=0, description="a session without session_end closes this long after its last event (event time)"

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     models: ModelSettings = Field(default_factory=ModelSettings)
-    state_dir: Path = Path(".run/state")
+    state_dir: Path = Field(Path(".run/state"), description="where the worker keeps its checkpoints and their key")
     state_key: SecretStr | None = Field(
         None, description="HMAC key signing checkpoints (default: a key file in state_dir)"
     )
@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("0.0.0.0", description="address the metrics endpoint listens on")
     health_stall_s: float = Field(60.0, gt=0, description="/healthz fails when the worker's loop stalls this long")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="lowest level of the log lines written"
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="text lines, or one JSON object per line (time, level, logger, message, topic/offset)"
     )

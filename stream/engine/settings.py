@@ -34,9 +34,16 @@ class ProcessingSettings(SessionSettings):
         gt=0,
         description="allowed distance of ts from the record's broker time (or the watermark)",
     )
-    ts_min: datetime = datetime(1995, 1, 1, tzinfo=UTC)
-    ts_max: datetime = datetime(2100, 1, 1, tzinfo=UTC)
-    offers: Catalogue = Field(default_factory=Catalogue)
+    ts_min: datetime = Field(
+        datetime(1995, 1, 1, tzinfo=UTC), description="events stamped earlier are dead letters (timestamp_out_of_range)"
+    )
+    ts_max: datetime = Field(
+        datetime(2100, 1, 1, tzinfo=UTC), description="events stamped later are dead letters (timestamp_out_of_range)"
+    )
+    offers: Catalogue = Field(
+        default_factory=Catalogue,
+        description="the offer catalogue: name, share of the cart, flat fee (bandits/offers.py)",
+    )
 
     @field_validator("ts_min", "ts_max")
     @classmethod

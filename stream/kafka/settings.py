@@ -15,17 +15,26 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str | None = Field(
         None, description="host:port[,host:port]; unset means 'start the local broker' for make run"
     )
-    clickstream_topic: str = "offerstream.clickstream"
-    decisions_topic: str = "offerstream.decisions"
-    rewards_topic: str = "offerstream.rewards"
-    dead_letter_topic: str = "offerstream.dead-letters"
-    group_id: str = "offerstream-worker"
-    client_id: str = "offerstream"
+    clickstream_topic: str = Field(
+        "offerstream.clickstream", description="the input: one JSON event per message, keyed by user_id"
+    )
+    decisions_topic: str = Field(
+        "offerstream.decisions", description="the offers decided, with their propensities (read it read_committed)"
+    )
+    rewards_topic: str = Field("offerstream.rewards", description="each decision's reward once it resolves")
+    dead_letter_topic: str = Field(
+        "offerstream.dead-letters",
+        description="messages that are not valid events, with the reason and their exact bytes",
+    )
+    group_id: str = Field(
+        "offerstream-worker", description="the workers' consumer group (and the prefix of their transactional ids)"
+    )
+    client_id: str = Field("offerstream", description="kafka-python's client.id, in the brokers' logs and metrics")
     partitions: int = Field(3, ge=1, description="partitions of topics that offerstream creates")
-    max_poll_records: int = Field(500, ge=1)
-    poll_timeout_ms: int = Field(100, ge=0)
-    fetch_max_bytes: int = Field(52_428_800, ge=1024)
-    linger_ms: int = Field(5, ge=0)
+    max_poll_records: int = Field(500, ge=1, description="most records one poll (one batch) takes")
+    poll_timeout_ms: int = Field(100, ge=0, description="how long a poll waits for records when none are ready")
+    fetch_max_bytes: int = Field(52_428_800, ge=1024, description="most bytes one fetch response carries")
+    linger_ms: int = Field(5, ge=0, description="how long the producer waits to fill a batch")
     retry_backoff_ms: int = Field(
         20,
         ge=1,
@@ -36,8 +45,10 @@ class KafkaSettings(BaseModel):
             "in the decisions' latency; 20 ms is the Java client's wait for that retry"
         ),
     )
-    batch_size: int = Field(65_536, ge=1024)
-    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+    batch_size: int = Field(65_536, ge=1024, description="the producer's batch size in bytes")
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = Field(
+        None, description="the producer's compression (none when unset)"
+    )
     max_request_size: int = Field(4_194_304, ge=1024, description="producer cap; dead letters carry input bytes")
     processing_guarantee: Literal["exactly-once", "at-least-once"] = Field(
         "exactly-once",
@@ -71,15 +82,21 @@ class KafkaSettings(BaseModel):
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
         "read_committed", description="what the worker reads of transactional producers' messages"
     )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI"] | None = None
-    sasl_plain_username: str | None = None
-    sasl_plain_password: SecretStr | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the brokers"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI"] | None = Field(
+        None, description="SASL login mechanism, with SASL_PLAINTEXT or SASL_SSL"
+    )
+    sasl_plain_username: str | None = Field(None, description="SASL user name")
+    sasl_plain_password: SecretStr | None = Field(None, description="SASL password (masked when printed)")
     ssl_cafile: str | None = Field(None, description="CA bundle that signed the brokers' certificates")
     ssl_certfile: str | None = Field(None, description="client certificate (mutual TLS)")
     ssl_keyfile: str | None = Field(None, description="client certificate's private key")
     ssl_password: SecretStr | None = Field(None, description="password of the private key")
-    ssl_check_hostname: bool = True
+    ssl_check_hostname: bool = Field(
+        True, description="check that the broker's certificate names the host connected to"
+    )
 
     def client_options(self) -> dict[str, Any]:
         """Options shared by every kafka-python client (secrets revealed only here)."""

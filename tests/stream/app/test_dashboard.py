@@ -9,7 +9,7 @@ from pathlib import Path
 from stream.app.monitoring import WorkerMetrics
 from stream.app.settings import Settings
 
-DOCKER = Path(__file__).resolve().parents[2] / "docker"
+DOCKER = Path(__file__).resolve().parents[3] / "docker"
 
 
 def _exported() -> set[str]:
