@@ -1,4 +1,4 @@
-"""Settings: security options reach the Kafka clients; secrets reach nothing else."""
+"""Settings: security options reach the Kafka clients; secrets reach nothing else; old settings files still load."""
 
 from __future__ import annotations
 
@@ -66,3 +66,50 @@ def test_secrets_stay_out_of_help_and_validation_errors():
     with pytest.raises(ConfigError) as err:
         load_settings(env={**SECURE_ENV, "OFFERSTREAM_KAFKA__SASL_MECHANISM": SECRET})
     assert "sasl_mechanism" in str(err.value) and SECRET not in str(err.value)
+
+
+def test_a_settings_file_from_before_the_families_split_still_loads(tmp_path):
+    """Every section's keys stay where they were when each family took its settings beside its code."""
+    config = tmp_path / "offerstream.toml"
+    config.write_text(
+        """
+seed = 7
+state_dir = "/var/lib/offerstream"
+
+[kafka]
+group_id = "shop-a"
+processing_guarantee = "at-least-once"
+
+[processing]
+session_gap_s = 900.0
+decision_events = ["checkout_start"]
+margin = 0.25
+dedup_window_s = 60.0
+
+[policy]
+name = "linucb"
+noise_prior_scale = 0.5
+ucb_alpha = 2.0
+
+[models]
+tiers = "0-30:1,30-90:0.25"
+gate_metric = "auc"
+"""
+    )
+    s = load_settings(config, env={})
+    assert (s.seed, str(s.state_dir)) == (7, "/var/lib/offerstream")
+    assert (s.kafka.group_id, s.kafka.processing_guarantee) == ("shop-a", "at-least-once")
+    assert (s.processing.session_gap_s, s.processing.decision_events) == (900.0, ("checkout_start",))
+    assert (s.processing.margin, s.processing.dedup_window_s) == (0.25, 60.0)
+    assert (s.policy.name, s.policy.noise_prior_scale, s.policy.ucb_alpha) == ("linucb", 0.5, 2.0)
+    assert (s.models.tiers, s.models.gate_metric) == ("0-30:1,30-90:0.25", "auc")
+    env = {"OFFERSTREAM_PROCESSING__SESSION_GAP_S": "600", "OFFERSTREAM_POLICY__EXPLORATION": "0.8"}
+    s = load_settings(config, env=env)
+    assert (s.processing.session_gap_s, s.policy.exploration) == (600.0, 0.8)
+
+
+def test_an_unknown_key_fails_at_start_naming_it(tmp_path):
+    config = tmp_path / "offerstream.toml"
+    config.write_text("[processing]\nsession_gap = 900.0\n")
+    with pytest.raises(ConfigError, match=r"processing\.session_gap"):
+        load_settings(config, env={})
