@@ -81,7 +81,10 @@ def targets() -> list[str]:
 
 
 def _knobs(policy: PolicySettings) -> dict[str, Any]:
-    keep = ("mc_samples", "propensity_floor", "prior_precision", "prior_shape", "prior_scale", "forget_half_life")
+    keep = (
+        *("mc_samples", "propensity_floor", "prior_precision", "noise_prior_shape", "noise_prior_scale", "exploration"),
+        *("forget_half_life", "prior_shape", "prior_scale"),
+    )
     return {k: v for k, v in policy.model_dump().items() if k in keep}
 
 

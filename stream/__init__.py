@@ -1,4 +1,5 @@
-"""stream: the edges and the loop (sources, sinks, the processing core, state, replay, the CLI).
+"""stream: the vocabulary (core), the processing core (engine), its edges (io, kafka), the application (app), the
+simulator, the strategy lab and the command line (cli); docs/design/layout.md shows the floors.
 
 A worker's linear algebra is tiny (the bandit's posterior is under a hundred dimensions), and a worker runs one
 process per core: BLAS threads would only contend with each other and with the worker (measured: 12× slower

@@ -1,0 +1,1 @@
+"""The archive of events and decisions, its recency sample, and backfills from exports."""

@@ -1,0 +1,1 @@
+"""The application assembled from the settings: the Kafka worker, file replay, recovery, monitoring."""
