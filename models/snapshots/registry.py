@@ -270,14 +270,14 @@ class RegistryWatcher:
         self,
         registry: Registry,
         expected_features_version: str | None,
-        poll_interval_ms: int,
+        registry_poll_s: float,
         on_swap: Callable[[Snapshot], None] | None = None,
     ) -> None:
-        if poll_interval_ms < 0:
-            raise ValueError(f"poll_interval_ms must be >= 0, got {poll_interval_ms}")
+        if registry_poll_s < 0:
+            raise ValueError(f"registry_poll_s must be >= 0, got {registry_poll_s}")
         self.registry = registry
         self.expected_features_version = expected_features_version
-        self.poll_interval_ms = poll_interval_ms
+        self.registry_poll_s = registry_poll_s
         self.on_swap = on_swap
         self._current: Snapshot | None = None
         self._refused: str | None = None
@@ -290,7 +290,7 @@ class RegistryWatcher:
 
     def poll(self, now_ms: int) -> Snapshot | None:
         """The newly loaded snapshot when ``CURRENT`` moved to a good one; None otherwise (or when not yet due)."""
-        if self._last_poll_ms is not None and now_ms - self._last_poll_ms < self.poll_interval_ms:
+        if self._last_poll_ms is not None and now_ms - self._last_poll_ms < self.registry_poll_s * 1000:
             return None
         self._last_poll_ms = now_ms
         try:
@@ -319,7 +319,7 @@ class RegistryWatcher:
                 self.registry.root,
                 exc,
                 held or "no snapshot",
-                self.poll_interval_ms / 1000,
+                self.registry_poll_s,
             )
             return None
         self._refused = None

@@ -3,13 +3,13 @@
 Workers and the retrain job share nothing but the registry folder, so a drift alarm travels as a small file:
 a worker writes ``REGISTRY/requests/<epoch ms>-<worker>.json`` (:func:`request_retrain`); the scheduler of
 ``offerstream retrain --schedule nightly`` looks at that folder on each tick and runs an early retrain when a
-request is there and the last drift-triggered retrain is at least ``min_drift_interval_s`` old (requests that
+request is there and the last drift-triggered retrain is at least ``drift_retrain_min_interval_s`` old (requests that
 arrive within the interval are answered by that one retrain). Handled requests are deleted.
 
 Time comes from the caller, so the rules are tested without waiting.
 
 >>> from datetime import datetime, UTC
->>> s = RetrainScheduler(at="02:00", registry="/nonexistent", min_drift_interval_s=3600)
+>>> s = RetrainScheduler(retrain_at="02:00", registry="/nonexistent", drift_retrain_min_interval_s=3600)
 >>> s.due(datetime(2026, 1, 5, 1, 0, tzinfo=UTC)) is None  # before the first 02:00 after start
 True
 >>> s.due(datetime(2026, 1, 5, 2, 0, 30, tzinfo=UTC))
@@ -56,20 +56,28 @@ def pending_requests(registry: str | Path) -> list[Path]:
 class RetrainScheduler:
     """Decides, at each tick, whether a retrain is due: ``"nightly"``, ``"drift"`` or None."""
 
-    def __init__(self, at: str, registry: str | Path, min_drift_interval_s: float, started: datetime | None = None):
-        hours, minutes = (int(p) for p in at.split(":"))
-        self.at = dtime(hours, minutes, tzinfo=UTC)
+    def __init__(
+        self,
+        retrain_at: str,
+        registry: str | Path,
+        drift_retrain_min_interval_s: float,
+        started: datetime | None = None,
+    ):
+        hours, minutes = (int(p) for p in retrain_at.split(":"))
+        self.retrain_at = retrain_at
         self.registry = Path(registry)
-        self.min_drift_interval = timedelta(seconds=min_drift_interval_s)
-        self._last_nightly: date | None = started.date() if started and started.timetz() >= self.at else None
+        self.drift_retrain_min_interval_s = drift_retrain_min_interval_s
+        self._at = dtime(hours, minutes, tzinfo=UTC)
+        self._min_drift_interval = timedelta(seconds=drift_retrain_min_interval_s)
+        self._last_nightly: date | None = started.date() if started and started.timetz() >= self._at else None
         self._last_drift: datetime | None = None
         self._handled: list[Path] = []
 
     def due(self, now: datetime) -> str | None:
-        if now.timetz() >= self.at and self._last_nightly != now.date():
+        if now.timetz() >= self._at and self._last_nightly != now.date():
             return "nightly"
         requests = pending_requests(self.registry)
-        if requests and (self._last_drift is None or now - self._last_drift >= self.min_drift_interval):
+        if requests and (self._last_drift is None or now - self._last_drift >= self._min_drift_interval):
             self._handled = requests
             return "drift"
         return None

@@ -260,7 +260,7 @@ def run_worker(
     Serves ``/metrics`` and ``/healthz`` meanwhile (``metrics_port``)."""
     models = settings.models
     watcher = (
-        RegistryWatcher(Registry(models.registry), FEATURES_VERSION, int(models.registry_poll_s * 1000))
+        RegistryWatcher(Registry(models.registry), FEATURES_VERSION, models.registry_poll_s)
         if models.registry is not None
         else None
     )

@@ -470,7 +470,7 @@ def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
 def test_watcher_without_a_registry_is_quiet(
     make_registry: Callable[..., Registry], caplog_registry: pytest.LogCaptureFixture
 ) -> None:
-    watcher = RegistryWatcher(make_registry("absent"), FEATURES_VERSION, poll_interval_ms=1000)
+    watcher = RegistryWatcher(make_registry("absent"), FEATURES_VERSION, registry_poll_s=1.0)
     assert watcher.poll(T0_MS) is None and watcher.current is None
     assert messages(caplog_registry, logging.DEBUG) and not messages(caplog_registry, logging.WARNING)
     assert not messages(caplog_registry, logging.ERROR)
@@ -481,7 +481,7 @@ def test_watcher_swaps_refuses_and_keeps_the_previous(
 ) -> None:
     swaps: list[str] = []
     watcher = RegistryWatcher(
-        registry, FEATURES_VERSION, poll_interval_ms=1000, on_swap=lambda s: swaps.append(s.version)
+        registry, FEATURES_VERSION, registry_poll_s=1.0, on_swap=lambda s: swaps.append(s.version)
     )
     t = T0_MS
     assert watcher.poll(t) is None  # nothing promoted yet
@@ -523,12 +523,12 @@ def test_watcher_refuses_other_features_and_a_missing_current(
     registry: Registry, caplog_registry: pytest.LogCaptureFixture
 ) -> None:
     registry.promote(write(registry), None)
-    watcher = RegistryWatcher(registry, "test-v2", poll_interval_ms=0)
+    watcher = RegistryWatcher(registry, "test-v2", registry_poll_s=0)
     assert watcher.poll(T0_MS) is None and watcher.current is None
     assert messages(caplog_registry, logging.ERROR) == [
         "snapshot v00001 refused: trained on features 'test-v1', this code computes 'test-v2'; keeping no snapshot"
     ]
-    good = RegistryWatcher(registry, FEATURES_VERSION, poll_interval_ms=0)
+    good = RegistryWatcher(registry, FEATURES_VERSION, registry_poll_s=0)
     assert good.poll(T0_MS) is not None
     (registry.root / "CURRENT").unlink()
     assert good.poll(T0_MS + 1) is None and good.current is not None, "a vanished CURRENT keeps the snapshot"
@@ -538,7 +538,7 @@ def test_watcher_waits_out_an_unreachable_registry(
     registry: Registry, caplog_registry: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry.promote(write(registry), None)
-    watcher = RegistryWatcher(registry, FEATURES_VERSION, poll_interval_ms=0)
+    watcher = RegistryWatcher(registry, FEATURES_VERSION, registry_poll_s=0)
     load = Registry.load
 
     def unreachable(self: Registry, version: str, expected: str | None = None) -> Snapshot:
@@ -559,14 +559,14 @@ def test_watcher_never_reads_the_wall_clock(registry: Registry, monkeypatch: pyt
 
     # the registry module's own view of ``time`` (patching time.time itself would also trip logging's clock)
     monkeypatch.setattr(registry_module, "time", SimpleNamespace(time=forbidden))
-    watcher = RegistryWatcher(registry, FEATURES_VERSION, poll_interval_ms=60_000)
+    watcher = RegistryWatcher(registry, FEATURES_VERSION, registry_poll_s=60.0)
     assert watcher.poll(0) is not None
     assert watcher.poll(59_999) is None
 
 
 def test_watcher_rejects_a_negative_interval(registry: Registry) -> None:
-    with pytest.raises(ValueError, match="poll_interval_ms"):
-        RegistryWatcher(registry, FEATURES_VERSION, poll_interval_ms=-1)
+    with pytest.raises(ValueError, match="registry_poll_s"):
+        RegistryWatcher(registry, FEATURES_VERSION, registry_poll_s=-1)
 
 
 def test_a_swapped_out_snapshot_is_freed_even_with_the_heap_frozen(registry: Registry) -> None:

@@ -139,7 +139,7 @@ def test_drift_requests_trigger_at_most_one_early_retrain_per_interval(tmp_path)
     from datetime import UTC, datetime
 
     start = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
-    s = RetrainScheduler(at="02:00", registry=tmp_path, min_drift_interval_s=6 * 3600, started=start)
+    s = RetrainScheduler(retrain_at="02:00", registry=tmp_path, drift_retrain_min_interval_s=6 * 3600, started=start)
     assert s.due(start) is None  # started after today's 02:00: tonight's run is tomorrow
     request_retrain(tmp_path, "worker-1", "drift alarm", now_ms=1)
     assert s.due(start) == "drift" and s.as_of("drift", start) == start.date()
