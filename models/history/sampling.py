@@ -85,7 +85,7 @@ def parse_tiers(text: str) -> tuple[Tier, ...]:
     >>> parse_tiers("0-30:1,20-90:0.5")
     Traceback (most recent call last):
     ...
-    models.history.sampling.TierError: tiers must be sorted and must not overlap: 0-30:1 then 20-90:0.5
+    models.errors.TierError: tiers must be sorted and must not overlap: 0-30:1 then 20-90:0.5
     """
     tiers = []
     for part in text.split(","):

@@ -1,4 +1,5 @@
-"""The versioned registry of nightly XGBoost snapshots, and the watcher that hot-swaps them into workers.
+"""The versioned registry of nightly XGBoost snapshots (the watcher that hot-swaps them into workers is in
+:mod:`models.snapshots.watcher`).
 
 ## Registry layout
 
@@ -56,11 +57,9 @@ True
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import shutil
-import struct
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -72,8 +71,7 @@ import orjson
 import xgboost
 
 from models.errors import RegistryError, SnapshotRejected
-
-log = logging.getLogger(__name__)
+from models.snapshots.ubjson import check_ubjson
 
 FORMAT = 1  # the registry's own format version, in every metadata.json
 PREDICT_NTHREAD = 1  # per booster: workers are processes; one thread keeps scoring cheap and reproducible
@@ -259,77 +257,6 @@ class Registry:
             os.close(fd)
 
 
-class RegistryWatcher:
-    """Follows ``CURRENT`` and loads each newly promoted snapshot; a worker calls :meth:`poll` as time passes.
-
-    A snapshot that fails verification is refused once (one ERROR line) and the one in use is kept; that version
-    is not tried again until ``CURRENT`` names another.
-    """
-
-    def __init__(
-        self,
-        registry: Registry,
-        expected_features_version: str | None,
-        registry_poll_s: float,
-        on_swap: Callable[[Snapshot], None] | None = None,
-    ) -> None:
-        if registry_poll_s < 0:
-            raise ValueError(f"registry_poll_s must be >= 0, got {registry_poll_s}")
-        self.registry = registry
-        self.expected_features_version = expected_features_version
-        self.registry_poll_s = registry_poll_s
-        self.on_swap = on_swap
-        self._current: Snapshot | None = None
-        self._refused: str | None = None
-        self._last_poll_ms: int | None = None
-
-    @property
-    def current(self) -> Snapshot | None:
-        """The snapshot in use (None until one has loaded)."""
-        return self._current
-
-    def poll(self, now_ms: int) -> Snapshot | None:
-        """The newly loaded snapshot when ``CURRENT`` moved to a good one; None otherwise (or when not yet due)."""
-        if self._last_poll_ms is not None and now_ms - self._last_poll_ms < self.registry_poll_s * 1000:
-            return None
-        self._last_poll_ms = now_ms
-        try:
-            version = self.registry.current_version()
-        except OSError as exc:
-            log.warning("cannot read %s: %s", self.registry.root / "CURRENT", exc)
-            return None
-        held = self._current.version if self._current is not None else None
-        if version is None or version == held:
-            if version is None:
-                log.debug("no promoted model snapshot in %s yet", self.registry.root)
-            self._refused = None
-            return None
-        if version == self._refused:
-            return None
-        try:
-            snapshot = self.registry.load(version, self.expected_features_version)
-        except SnapshotRejected as exc:
-            self._refused = version
-            log.error("%s; keeping %s", exc, held or "no snapshot")
-            return None
-        except OSError as exc:  # the registry's storage is unreachable: not the snapshot's fault, try again later
-            log.warning(
-                "cannot read snapshot %s from %s (%s); keeping %s, retrying in %.0f s",
-                version,
-                self.registry.root,
-                exc,
-                held or "no snapshot",
-                self.registry_poll_s,
-            )
-            return None
-        self._refused = None
-        self._current = snapshot
-        log.info("model snapshot %s loaded (was %s)", version, held or "none")
-        if self.on_swap is not None:
-            self.on_swap(snapshot)
-        return snapshot
-
-
 def model_columns(metadata: Mapping[str, Any], name: str) -> tuple[str, ...]:
     """The columns of model ``name``: ``models.<name>.feature_names`` when given, else ``feature_names``.
 
@@ -449,90 +376,6 @@ def _load_model(
     return booster
 
 
-# -- a bounds-checked walk over UBJSON: xgboost's own parser may crash on a truncated document ---------------
-_SIZES = {"Z": 0, "N": 0, "T": 0, "F": 0, "i": 1, "U": 1, "C": 1, "I": 2, "l": 4, "d": 4, "L": 8, "D": 8}
-_INTS = {"i": ">b", "U": ">B", "I": ">h", "l": ">i", "L": ">q"}
-_MAX_DEPTH = 64
-
-
-def check_ubjson(data: bytes) -> None:
-    """Raise ValueError unless ``data`` is exactly one complete UBJSON object (values are not interpreted).
-
-    >>> check_ubjson(b"{i\\x01aSi\\x02hi}")
-    >>> check_ubjson(b"{i\\x01aSi\\x02h")
-    Traceback (most recent call last):
-    ...
-    ValueError: truncated at byte 7 of 8
-    """
-    reader = _UbjReader(data)
-    if reader.marker() != "{":
-        raise ValueError("does not start with an object")
-    reader.container("{", 1)
-    if reader.pos != len(data):
-        raise ValueError(f"{len(data) - reader.pos} bytes after the end of the document")
-
-
-class _UbjReader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ValueError(f"truncated at byte {self.pos} of {len(self.data)}")
-        self.pos += n
-        return self.data[self.pos - n : self.pos]
-
-    def marker(self) -> str:
-        return chr(self.take(1)[0])
-
-    def integer(self, marker: str) -> int:
-        if marker not in _INTS:
-            raise ValueError(f"expected an integer marker at byte {self.pos - 1}, got {marker!r}")
-        fmt = _INTS[marker]
-        value: int = struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
-        return value
-
-    def value(self, marker: str, depth: int) -> None:
-        if marker in _SIZES:
-            self.take(_SIZES[marker])
-        elif marker in ("S", "H"):
-            self.take(self.integer(self.marker()))
-        elif marker in ("[", "{"):
-            self.container(marker, depth + 1)
-        else:
-            raise ValueError(f"unknown marker {marker!r} at byte {self.pos - 1}")
-
-    def container(self, kind: str, depth: int) -> None:
-        if depth > _MAX_DEPTH:
-            raise ValueError("nested too deep")
-        item_type, marker = None, self.marker()
-        if marker == "$":
-            item_type, marker = self.marker(), self.marker()
-            if marker != "#":
-                raise ValueError(f"typed container without a count at byte {self.pos - 1}")
-        if marker == "#":
-            count = self.integer(self.marker())
-            if count < 0:
-                raise ValueError(f"negative count at byte {self.pos - 1}")
-            if kind == "[" and item_type in _SIZES:
-                self.take(_SIZES[item_type] * count)  # a typed array of numbers: skip it whole
-                return
-            for _ in range(count):
-                if kind == "{":
-                    self.take(self.integer(self.marker()))  # the key
-                self.value(item_type or self.marker(), depth)
-            return
-        end = "]" if kind == "[" else "}"
-        while marker != end:
-            if kind == "{":
-                self.take(self.integer(marker))  # the key
-                marker = self.marker()
-            self.value(marker, depth)
-            marker = self.marker()
-
-
-# -- files ----------------------------------------------------------------------------------------------
 def _seq(version: str) -> int:
     match = _VERSION.match(version)
     return int(match.group(1)) if match else 0

@@ -32,8 +32,9 @@ from kafka.errors import KafkaError
 
 from models.behaviour.features import FEATURES_VERSION
 from models.history.archive import ArchiveWriter
-from models.snapshots.registry import Registry, RegistryWatcher
+from models.snapshots.registry import Registry
 from models.snapshots.schedule import request_retrain
+from models.snapshots.watcher import RegistryWatcher
 from stream.app import heap
 from stream.app.build import build_processor, writer_id
 from stream.app.monitoring import Health, StallReporter, WorkerMetrics, start_metrics_server

@@ -72,7 +72,7 @@ def _events(tmp_path, phase: int) -> list[bytes]:
 
 
 def test_worker_swaps_to_promoted_snapshots_and_refuses_a_corrupt_one(tmp_path, kafka_settings, caplog):
-    caplog.set_level(logging.INFO, logger="models.snapshots.registry")
+    caplog.set_level(logging.INFO, logger="models.snapshots.watcher")
     registry = Registry(tmp_path / "registry")
     v1 = registry.write_snapshot(_boosters(1), _metadata())
     registry.promote(v1, {"test": "phase 1"})
@@ -168,7 +168,7 @@ def test_worker_swaps_to_promoted_snapshots_and_refuses_a_corrupt_one(tmp_path, 
     later = by_phase[2] + by_phase[3]
     assert any(d["scores"]["intent_snapshot"] != rescored("v00001", d) for d in later), "v1 and v2 score alike"
 
-    records = [r for r in caplog.records if r.name == "models.snapshots.registry"]
+    records = [r for r in caplog.records if r.name == "models.snapshots.watcher"]
     refused = [r for r in records if r.levelno == logging.ERROR and "v00003" in r.getMessage()]
     assert len(refused) == 1, [r.getMessage() for r in records]
     assert "refused" in refused[0].getMessage() and "keeping v00002" in refused[0].getMessage()

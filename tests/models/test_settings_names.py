@@ -6,9 +6,9 @@ import dataclasses
 import inspect
 
 from models.settings import ModelSettings
-from models.snapshots.registry import RegistryWatcher
 from models.snapshots.retrain import RetrainConfig
 from models.snapshots.schedule import RetrainScheduler
+from models.snapshots.watcher import RegistryWatcher
 
 
 def _arguments(cls: type) -> set[str]:

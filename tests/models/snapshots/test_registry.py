@@ -19,15 +19,10 @@ import pytest
 import xgboost as xgb
 
 import models.snapshots.registry as registry_module
-from models.snapshots.registry import (
-    FORMAT,
-    Registry,
-    RegistryError,
-    RegistryWatcher,
-    Snapshot,
-    SnapshotRejected,
-    check_ubjson,
-)
+from models.errors import RegistryError, SnapshotRejected
+from models.snapshots.registry import FORMAT, Registry, Snapshot
+from models.snapshots.ubjson import check_ubjson
+from models.snapshots.watcher import RegistryWatcher
 from stream.core.errors import OfferstreamError
 
 NAMES = ["views", "carts", "price_ratio", "minutes"]
@@ -459,12 +454,12 @@ def test_score_refuses_wrong_shapes_and_unknown_models(deep_snapshot: Snapshot) 
 # -- the watcher ----------------------------------------------------------------------------------------------
 @pytest.fixture
 def caplog_registry(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    caplog.set_level(logging.DEBUG, logger="models.snapshots.registry")
+    caplog.set_level(logging.DEBUG, logger="models.snapshots.watcher")
     yield caplog
 
 
 def messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "models.snapshots.registry" and r.levelno == level]
+    return [r.getMessage() for r in caplog.records if r.name == "models.snapshots.watcher" and r.levelno == level]
 
 
 def test_watcher_without_a_registry_is_quiet(
