@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import orjson
+
 from stream.core.contract import EVENT_TYPES
 
 NAN = float("nan")
@@ -146,3 +148,21 @@ def session_from_dict(data: dict[str, Any]) -> SessionState:
     if features is not None:
         data = {**data, "decision_features": {k: NAN if v is None else v for k, v in features.items()}}
     return SessionState(**data)
+
+
+def encode_user(user: UserState) -> bytes:
+    """A user as the bytes a persistent store or a changelog holds (JSON: inspectable, never pickle)."""
+    return orjson.dumps(user_dict(user))
+
+
+def decode_user(data: bytes) -> UserState:
+    return UserState(**orjson.loads(data))
+
+
+def encode_session(session: SessionState) -> bytes:
+    """A session as stored bytes; a missing feature (NaN) is written as null and read back as NaN."""
+    return orjson.dumps(session_dict(session))
+
+
+def decode_session(data: bytes) -> SessionState:
+    return session_from_dict(orjson.loads(data))

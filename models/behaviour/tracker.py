@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from models.behaviour.features import behaviour_features, user_vector_at
 from models.behaviour.settings import SessionSettings
 from models.behaviour.state import COUNTED_TYPES, SessionState, UserState, record_activity
-from models.behaviour.store import InMemoryStore
+from models.behaviour.store import InMemoryStore, StateStore
 
 SWEEP_EVERY_MS = 60_000
 USER_SWEEP_EVERY_MS = 3_600_000  # idle users are looked for once an hour of event time (a pass over all users)
@@ -96,8 +96,14 @@ class Tracked:
 class StateTracker:
     """Applies valid events to the state store in arrival order; marks decision points."""
 
-    def __init__(self, settings: SessionSettings, tz: tzinfo = UTC, user_vectors: bool = True) -> None:
-        self.store = InMemoryStore()
+    def __init__(
+        self,
+        settings: SessionSettings,
+        tz: tzinfo = UTC,
+        user_vectors: bool = True,
+        store: StateStore | None = None,
+    ) -> None:
+        self.store: StateStore = store if store is not None else InMemoryStore()
         self.tz = tz
         self.user_vectors = user_vectors  # the segmenter's input at each close; the nightly trainer needs none
         self.watermark_ms: int | None = None

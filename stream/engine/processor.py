@@ -47,7 +47,7 @@ from models.behaviour.features import (
     offer_history_features,
     user_vector,
 )
-from models.behaviour.store import InMemoryStore
+from models.behaviour.store import StateStore
 from models.behaviour.tracker import ClosedSession, StateTracker, Tracked, TrackedEvent
 from models.learners.base import OnlineLearner
 from models.learners.factory import make_learners
@@ -144,7 +144,7 @@ class Processor:
         self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
 
     @property
-    def store(self) -> InMemoryStore:
+    def store(self) -> StateStore:
         return self.tracker.store
 
     @property

@@ -2,6 +2,7 @@
 
 import math
 
+import orjson
 from factories import MINUTE, T0, event, settings
 
 from models.behaviour.tracker import StateTracker
@@ -97,3 +98,30 @@ def test_an_idle_partition_stops_holding_sessions_open():
     assert t.closing_watermark() == T0  # "quiet" gave one of the last 3 records: it still counts
     swept = t.apply(ev("a2", "page_view", ts=T0 + 8 * HOUR, user="b", session="sb"), source="busy")
     assert {c.session_id for c in swept.closed_before} == {"sq", "sa", "sc"}
+
+
+def test_the_state_stage_gives_the_same_results_on_disk_as_in_memory(tmp_path):
+    """A simulated shop through the tracker twice, once on each store (the disk one flushed every 500 events):
+    the same features at every decision point, the same closed sessions and expired users, the same state."""
+    from factories import simulated_events
+
+    from models.behaviour.rocksdb_store import RocksDictStore
+
+    events = [Event.model_validate(e) for e in simulated_events("abrupt", days=3, users=400, seed=5)]
+    s = settings(processing={"user_ttl_s": 86_400.0}).processing
+    trackers = {"memory": StateTracker(s), "rocksdb": StateTracker(s, store=RocksDictStore(tmp_path / "db"))}
+    seen, expired = {}, {}
+    for name, t in trackers.items():
+        out, expired[name] = [], 0
+        for i, e in enumerate(events):
+            r = t.apply(e)
+            expired[name] += len(r.expired_users)
+            out.append((r.session_id, r.features, [c.session_id for c in r.closed_before + r.closed_after]))
+            out.append(tuple(r.expired_users))
+            if i % 500 == 0:
+                t.store.flush()
+        seen[name] = orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
+    assert seen["memory"] == seen["rocksdb"]
+    assert expired["memory"] > 0
+    assert sum(1 for e in events if e.type in ("add_to_cart", "checkout_start")) > 50
+    assert trackers["memory"].store.user_count == trackers["rocksdb"].store.user_count > 0
