@@ -82,8 +82,15 @@ def targets() -> list[str]:
 
 def _knobs(policy: PolicySettings) -> dict[str, Any]:
     keep = (
-        *("mc_samples", "propensity_floor", "prior_precision", "noise_prior_shape", "noise_prior_scale", "exploration"),
-        *("forget_half_life", "prior_shape", "prior_scale"),
+        "mc_samples",
+        "propensity_floor",
+        "prior_precision",
+        "noise_prior_shape",
+        "noise_prior_scale",
+        "exploration",
+        "forget_half_life",
+        "prior_shape",
+        "prior_scale",
     )
     return {k: v for k, v in policy.model_dump().items() if k in keep}
 

@@ -34,7 +34,7 @@ from models.behaviour.state import (
     session_from_dict,
     user_dict,
 )
-from models.behaviour.store import SESSION_KEY, USER_KEY, Change, idle_sessions, session_key, user_key
+from models.behaviour.store import SESSION_KEY, USER_KEY, Change, idle_sessions, parse_key, session_key, user_key
 
 INDEX_KEY = b"t:"
 COUNT_KEY = b"meta:users"  # how many users the disk holds, kept with them in each batch
@@ -53,7 +53,7 @@ class RocksDictStore:
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(self.path), options=Options(raw_mode=True))
         self._cache: dict[str, UserState | None] = {}  # users touched since the last flush; None: removed
-        self._sessions = {decode_session(v).session_id: decode_session(v) for _, v in self._scan(SESSION_KEY)}
+        self._sessions = {s.session_id: s for s in (decode_session(v) for _, v in self._scan(SESSION_KEY))}
         self._touched_sessions: set[str] = set()
         stored = self._db.get(COUNT_KEY)
         self._stored_users = int(stored) if stored is not None else 0
@@ -169,18 +169,15 @@ class RocksDictStore:
     def apply(self, changes: Iterable[Change]) -> None:
         """Replay changelog records, in log order (the last record of a key wins); durable at the next flush."""
         for key, value in changes:
-            if key.startswith(USER_KEY):
-                uid = key[len(USER_KEY) :].decode()
-                self._cache[uid] = None if value is None else decode_user(value)
-            elif key.startswith(SESSION_KEY):
-                sid = key[len(SESSION_KEY) :].decode()
-                self._touched_sessions.add(sid)
-                if value is None:
-                    self._sessions.pop(sid, None)
-                else:
-                    self._sessions[sid] = decode_session(value)
+            kind, id_ = parse_key(key)
+            if kind == USER_KEY:
+                self._cache[id_] = None if value is None else decode_user(value)
+                continue
+            self._touched_sessions.add(id_)
+            if value is None:
+                self._sessions.pop(id_, None)
             else:
-                raise ValueError(f"not a state-store key: {key[:40]!r}")
+                self._sessions[id_] = decode_session(value)
 
     # -- whole-store views ------------------------------------------------------------------------------
     def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -211,9 +208,10 @@ class RocksDictStore:
         for user in list(self._users()):
             self._cache[user.user_id] = None
         self._touched_sessions.update(self._sessions)
-        self._sessions = {}
-        self.apply((user_key(u["user_id"]), encode_user(UserState(**u))) for u in data["users"])
-        self.apply((session_key(s["session_id"]), encode_session(session_from_dict(s))) for s in data["sessions"])
+        for u in data["users"]:
+            self._cache[u["user_id"]] = UserState(**u)
+        self._sessions = {s["session_id"]: session_from_dict(s) for s in data["sessions"]}
+        self._touched_sessions.update(self._sessions)
 
     def close(self) -> None:
         """Release the database (call :meth:`flush` first: what was not flushed is lost, as in a crash)."""

@@ -63,6 +63,14 @@ def session_key(session_id: str) -> bytes:
     return SESSION_KEY + session_id.encode()
 
 
+def parse_key(key: bytes) -> tuple[bytes, str]:
+    """A changelog key's kind (:data:`USER_KEY` or :data:`SESSION_KEY`) and id; ValueError for any other key."""
+    for kind in (USER_KEY, SESSION_KEY):
+        if key.startswith(kind):
+            return kind, key[len(kind) :].decode()
+    raise ValueError(f"not a state-store key: {key[:40]!r}")
+
+
 def idle_sessions(sessions: Iterable[SessionState], watermark_ms: int, gap_ms: int) -> list[SessionState]:
     """The sessions idle for longer than ``gap_ms`` before the watermark, oldest first (ties by id, so the order
     never depends on a dict's history)."""
@@ -156,20 +164,16 @@ class InMemoryStore:
     def apply(self, changes: Iterable[Change]) -> None:
         """Replay changelog records, in log order (the last record of a key wins)."""
         for key, value in changes:
-            if key.startswith(USER_KEY):
-                uid = key[len(USER_KEY) :].decode()
+            kind, id_ = parse_key(key)
+            if kind == USER_KEY:
                 if value is None:
-                    self._users.pop(uid, None)
+                    self._users.pop(id_, None)
                 else:
-                    self._users[uid] = decode_user(value)
-            elif key.startswith(SESSION_KEY):
-                sid = key[len(SESSION_KEY) :].decode()
-                if value is None:
-                    self._sessions.pop(sid, None)
-                else:
-                    self._sessions[sid] = decode_session(value)
+                    self._users[id_] = decode_user(value)
+            elif value is None:
+                self._sessions.pop(id_, None)
             else:
-                raise ValueError(f"not a state-store key: {key[:40]!r}")
+                self._sessions[id_] = decode_session(value)
 
     def snapshot(self) -> dict[str, Any]:
         return {
