@@ -111,14 +111,15 @@ def core_after_replay(events: Path, seed: int) -> dict[str, Any]:
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
-    users = core.store.user_count
+    users = core.user_count
+    [part] = core.partitions.values()  # one partition: the bench reads one
     return {
         "events": len(lines),
         "users_tracked": users,
-        "open_sessions": len(core.store.open_sessions()),
+        "open_sessions": len(part.store.open_sessions()),
         "open_decisions": core.open_decisions,
-        "event_ids_in_dedup_window": len(core.recent_ids),
-        "users_with_offer_history": len(core.offer_history),
+        "event_ids_in_dedup_window": len(part.recent_ids),
+        "users_with_offer_history": len(part.offer_history),
         "bytes_held": held,
         "bytes_per_tracked_user": round(held / max(users, 1)),
     }

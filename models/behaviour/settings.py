@@ -6,9 +6,14 @@ extends them), so settings files and ``OFFERSTREAM_PROCESSING__*`` variables nam
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stream.core.contract import EVENT_TYPES
+
+log = logging.getLogger(__name__)
 
 
 class SessionSettings(BaseModel):
@@ -29,11 +34,18 @@ class SessionSettings(BaseModel):
     user_ttl_s: float = Field(
         180 * 86400.0, gt=0, description="a user with no event for this long (event time) is forgotten"
     )
-    partition_idle_records: int = Field(
-        100_000,
-        ge=1,
-        description="a partition none of the last this many records came from stops holding sessions open",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_keys(cls, data: Any) -> Any:
+        """Settings files written for an earlier version still load; a retired key is dropped with a warning."""
+        if isinstance(data, dict) and "partition_idle_records" in data:
+            log.warning(
+                "processing.partition_idle_records is no longer used (each input partition keeps its own event "
+                "time, so a lagging partition never holds another's sessions); remove it from your settings"
+            )
+            data = {k: v for k, v in data.items() if k != "partition_idle_records"}
+        return data
 
     @field_validator("decision_events")
     @classmethod

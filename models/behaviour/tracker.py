@@ -11,14 +11,11 @@ event starts a new inferred session, or once the watermark is more than ``sessio
 (swept every minute of event time). Closing resolves the intent label (did the session buy?) and forgets the
 session; an event for a closed session id opens a new session.
 
-The watermark that closes idle sessions is the *slowest source's*: the minimum over the partitions (sources)
-seen of each one's latest event time. A consumer reads partitions in chunks, hours of event time apart, and a
-global watermark would close a lagging partition's sessions early, so that their next event opened a second
-session with a second decision (a restarted worker then disagreed with a replay). A source from which none of
-the last ``processing.partition_idle_records`` records came counts as idle and stops holding sessions open:
-idleness is counted in records, not event time, because a lagging partition is behind in event time by design
-while it still delivers. A user's
-events stay in order (one key, one partition), so the per-user rules are safe.
+The watermark that closes idle sessions and expires users is this tracker's own: the latest event time it
+has applied. The engine runs one tracker per input partition (a user's events stay in one partition, keyed by
+user id), so what a partition's state becomes depends on that partition's events alone, whichever worker reads
+it and however the partitions interleave: a partition read hours of event time behind another closes nothing
+early, and a partition moved to another worker continues there exactly as it would have here.
 """
 
 from __future__ import annotations
@@ -107,25 +104,17 @@ class StateTracker:
         self.tz = tz
         self.user_vectors = user_vectors  # the segmenter's input at each close; the nightly trainer needs none
         self.watermark_ms: int | None = None
-        self.source_watermarks: dict[str, int] = {}
-        self.source_seen: dict[str, int] = {}  # source -> number of the last record it gave
-        self.records = 0
         self.last_sweep_ms = 0
         self.last_user_sweep_ms = 0
         self._user_ttl_ms = int(settings.user_ttl_s * 1000)
-        self._idle_records = settings.partition_idle_records
         self._gap_ms = int(settings.session_gap_s * 1000)
         self._ttl_ms = int(max(settings.session_ttl_s, settings.session_gap_s) * 1000)
         self._decision_events = frozenset(settings.decision_events)
         self._max_decisions = settings.max_decisions_per_session
 
-    def apply(self, event: TrackedEvent, source: str = "") -> Tracked:
-        """Apply one event read from ``source`` (e.g. ``topic:partition``; one source for a file or archive)."""
+    def apply(self, event: TrackedEvent) -> Tracked:
+        """Apply one event (the next of this tracker's partition, file or archive)."""
         ts = event.ts_ms
-        self.records += 1
-        self.source_seen[source] = self.records
-        if ts > self.source_watermarks.get(source, ts - 1):
-            self.source_watermarks[source] = ts
         advanced = self.watermark_ms is None or ts > self.watermark_ms
         closed_before: list[ClosedSession] = []
         expired: list[str] = []
@@ -133,11 +122,10 @@ class StateTracker:
             self.watermark_ms = ts
             if ts - self.last_sweep_ms >= SWEEP_EVERY_MS:
                 self.last_sweep_ms = ts
-                closing = self.closing_watermark()
-                closed_before = [self._closed(s, ts) for s in self.store.close_idle(closing, self._ttl_ms)]
+                closed_before = [self._closed(s, ts) for s in self.store.close_idle(ts, self._ttl_ms)]
                 if ts - self.last_user_sweep_ms >= USER_SWEEP_EVERY_MS:
                     self.last_user_sweep_ms = ts
-                    expired = self.store.expire_users(closing - self._user_ttl_ms)
+                    expired = self.store.expire_users(ts - self._user_ttl_ms)
         user, session = self._track(event, closed_before)
         tracked = Tracked(event, session.session_id, advanced, closed_before=closed_before, expired_users=expired)
         if event.type == "purchase":
@@ -152,11 +140,6 @@ class StateTracker:
             self.store.pop_session(session.session_id)
             tracked.closed_after.append(self._closed(session, ts))
         return tracked
-
-    def closing_watermark(self) -> int:
-        """The slowest active source's latest event time (see the module doc)."""
-        active = self.records - self._idle_records
-        return min(w for src, w in self.source_watermarks.items() if self.source_seen[src] > active)
 
     def _track(self, event: TrackedEvent, closed: list[ClosedSession]) -> tuple[UserState, SessionState]:
         ts = event.ts_ms
@@ -229,22 +212,22 @@ class StateTracker:
             ts,
         )
 
-    def snapshot(self) -> dict[str, Any]:
+    def clock(self) -> dict[str, int | None]:
+        """The tracker's own time: its watermark and when it last swept (with the store, all of its state)."""
         return {
             "watermark_ms": self.watermark_ms,
-            "source_watermarks": dict(sorted(self.source_watermarks.items())),
-            "source_seen": dict(sorted(self.source_seen.items())),
-            "records": self.records,
             "last_sweep_ms": self.last_sweep_ms,
             "last_user_sweep_ms": self.last_user_sweep_ms,
-            "store": self.store.snapshot(),
         }
 
-    def restore(self, data: dict[str, Any]) -> None:
+    def set_clock(self, data: dict[str, Any]) -> None:
         self.watermark_ms = data["watermark_ms"]
-        self.source_watermarks = dict(data["source_watermarks"])
-        self.source_seen = dict(data["source_seen"])
-        self.records = data["records"]
         self.last_sweep_ms = data["last_sweep_ms"]
         self.last_user_sweep_ms = data.get("last_user_sweep_ms", 0)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.clock() | {"store": self.store.snapshot()}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.set_clock(data)
         self.store.restore(data["store"])

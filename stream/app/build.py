@@ -15,23 +15,35 @@ from models.errors import SnapshotRejected
 from models.learners.factory import make_learners
 from models.snapshots.registry import Registry, Snapshot
 from stream.app.settings import Settings
+from stream.engine.partition_state import PartitionState
 from stream.engine.processor import Processor, SnapshotModels
 
 log = logging.getLogger(__name__)
 
 
-def build_processor(settings: Settings, model_snapshot: SnapshotModels | None = None) -> Processor:
-    """The processing core with the configured policy and learners, seeded from the settings."""
+def build_processor(
+    settings: Settings, model_snapshot: SnapshotModels | None = None, keep_changes: bool = False
+) -> Processor:
+    """The processing core with the configured policy and learners, seeded from the settings. With
+    ``keep_changes`` (the Kafka worker) its partition states keep their changes for the state changelog."""
     m = settings.models
+    tz = ZoneInfo(m.timezone)
+    partition_state = None
+    if keep_changes:
+
+        def partition_state(partition: int) -> PartitionState:
+            return PartitionState(partition, settings.processing, tz, track_changes=True)
+
     return Processor(
         settings.processing,
         make_policy(settings.policy),
         seed=settings.seed,
         learners=make_learners(settings.seed) if m.learners else {},
         model_snapshot=model_snapshot,
-        tz=ZoneInfo(m.timezone),
+        tz=tz,
         archive_events=m.archive is not None,
         eligibility=Eligibility(settings.policy.eligibility, settings.processing.offers),
+        partition_state=partition_state,
     )
 
 

@@ -18,6 +18,11 @@ Metric names (all prefixed ``offerstream_``):
   and the policy have learned), ``snapshot_age_seconds`` (since the nightly snapshot in use was written);
 * ``transactions_total{outcome}``, ``recoveries_total``, ``checkpoints_total{outcome}``,
   ``last_batch_timestamp_seconds``;
+* ``partitions_owned`` (input partitions this worker processes now), ``partition_restores_total{source}``
+  (partition states taken over: ``memory``, already current here; ``changelog``, rebuilt from it),
+  ``restore_records_total`` and ``restore_seconds_total`` (changelog records read and time spent reading them),
+  ``restore_behind_records`` (records the last restored partition's changelog lagged its committed input by:
+  0 unless the changelog was lost or written outside the transaction);
 * ``stage_seconds_total{stage}``: wall time spent in each stage of the pipeline (:mod:`stream.engine.stage_clock`: read,
   parse, state, snapshot, learners, policy, decide, write); its rate per stage shows where a slow worker's
   time goes.
@@ -97,6 +102,22 @@ class WorkerMetrics:
         )
         self.checkpoints = Counter(f"{PREFIX}checkpoints", "state checkpoints, by outcome", ["outcome"], registry=r)
         self.last_batch = Gauge(f"{PREFIX}last_batch_timestamp_seconds", "when the last batch committed", registry=r)
+        self.partitions_owned = Gauge(
+            f"{PREFIX}partitions_owned", "input partitions this worker processes now", registry=r
+        )
+        self.partition_restores = Counter(
+            f"{PREFIX}partition_restores",
+            "partition states taken over on assignment, by where from (memory or changelog)",
+            ["source"],
+            registry=r,
+        )
+        self.restore_records = Counter(f"{PREFIX}restore_records", "changelog records read to restore", registry=r)
+        self.restore_seconds = Counter(f"{PREFIX}restore_seconds", "time spent reading changelogs", registry=r)
+        self.restore_behind = Gauge(
+            f"{PREFIX}restore_behind_records",
+            "how far the last restored partition's changelog lagged its committed input (0 when exact)",
+            registry=r,
+        )
         self.stage_seconds = Counter(
             f"{PREFIX}stage_seconds", "wall time spent in each stage of the pipeline", ["stage"], registry=r
         )

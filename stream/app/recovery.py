@@ -163,6 +163,7 @@ def replay_gap(
             ]
             if records:
                 processor.process_batch(records)  # outputs dropped: they were committed before the crash
+                processor.changelog()  # and so were the state changes (an on-disk store is made durable)
                 replayed += len(records)
                 news = time.monotonic()
             for tp in [tp for tp in ends if consumer.position(tp) >= ends[tp]]:

@@ -25,10 +25,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from kafka.errors import KafkaError
+from kafka.structs import TopicPartition
 
 from models.behaviour.features import FEATURES_VERSION
 from models.history.archive import ArchiveWriter
@@ -38,6 +39,7 @@ from models.snapshots.watcher import RegistryWatcher
 from stream.app import heap
 from stream.app.build import build_processor, writer_id
 from stream.app.monitoring import Health, StallReporter, WorkerMetrics, start_metrics_server
+from stream.app.partitions import PartitionStates
 from stream.app.recovery import Offsets, Restored, restore_state, write_checkpoint
 from stream.app.settings import Settings
 from stream.engine.pipeline import PipelineStats, Sink, run_pipeline
@@ -108,6 +110,13 @@ class _Attempt:
         self.processor: Processor | None = None
         self.offsets: Offsets = {}  # what the core's state reflects, per partition
         self.checkpointed_at = 0
+        self.partition_states: PartitionStates | None = None
+
+    def _take_partitions(self, committed: Mapping[TopicPartition, int | None]) -> dict[TopicPartition, int]:
+        """The source's hook on assignment: each owned partition's state current before it is read."""
+        assert self.partition_states is not None, "the core is built before the first poll"
+        self.health.tick("restoring")
+        return self.partition_states(committed)
 
     def run(self, stop: threading.Event, on_batch: Callable[[PipelineStats], None]) -> None:
         settings = self.settings
@@ -118,17 +127,22 @@ class _Attempt:
         sink: Sink | None = None
         source: KafkaSource | None = None
         try:
-            kafka_sink = KafkaSink(settings.kafka, transaction=transaction)
+            kafka_sink = KafkaSink(settings.kafka, transaction=transaction, worker_id=instance_id(settings))
             sink = kafka_sink
             if models.archive is not None:
                 writer = ArchiveWriter(models.archive, writer_id(settings, "worker"))
                 sink = TeeSink(ArchiveSink(writer), kafka_sink)
             member = instance_id(settings) if settings.kafka.static_membership else None
-            source = KafkaSource(settings.kafka, transaction=transaction, group_instance_id=member)
+            source = KafkaSource(
+                settings.kafka, transaction=transaction, group_instance_id=member, restore=self._take_partitions
+            )
             snapshot = self.watcher.poll(clock_ms()) if self.watcher is not None else None
             self.health.tick("restoring")
             self.processor, self.restored = restore_state(
-                lambda: build_processor(settings, snapshot), settings, source.start_offsets
+                lambda: build_processor(settings, snapshot, keep_changes=True), settings, source.start_offsets
+            )
+            self.partition_states = PartitionStates(
+                self.processor, settings.kafka, source.consumer.assignment, self.metrics
             )
             if self.restored is not None:
                 self.offsets = dict(self.restored.offsets)
@@ -216,7 +230,7 @@ class _Attempt:
         m = self.metrics
         m.observe_counters(processor.counters)
         m.observe_stages(processor.clock.ns)
-        m.users.set(processor.store.user_count)
+        m.users.set(processor.user_count)
         m.open_decisions.set(processor.open_decisions)
         versions = {k: v for k, v in processor.model_versions().items() if v is not None}
         created = getattr(processor.model_snapshot, "metadata", {}).get("created_ms")

@@ -35,16 +35,20 @@ class OutputKind(StrEnum):
     REWARD = "reward"
     DEAD_LETTER = "dead_letter"
     EVENT = "event"  # a valid event, as the contract gives it: only for the archive (when archiving)
+    STATE_CHANGE = "state_change"  # a partition state's changelog record: raw bytes for its input partition
 
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One record for a sink: its kind (which topic or file), its key and its JSON body."""
+    """One record for a sink: its kind (which topic or file), its key and its JSON body. A state change carries
+    its value as ``raw`` bytes (None: a deletion) and the ``partition`` it belongs to instead."""
 
     kind: OutputKind
     key: bytes | None
     body: dict[str, Any]
     headers: tuple[tuple[str, bytes], ...] = ()
+    partition: int | None = None
+    raw: bytes | None = None
 
     def value(self) -> bytes:
         return orjson.dumps(self.body, option=orjson.OPT_SORT_KEYS)

@@ -4,8 +4,9 @@ Producers retry, and at-least-once upstreams repeat what they sent before a cras
 arrive twice. The worker keeps the ids it processed in the last ``processing.dedup_window_s`` of event time
 (measured against the watermark) and sends a repeat to the dead-letter topic (reason ``duplicate``): processed
 once, never silently dropped. An id is kept as a 64-bit BLAKE2b digest (two different ids collide with
-probability about n²/2⁶⁵ for n ids in the window: 10⁻⁸ for a million) in arrival order, so memory is bounded
-by the window's traffic (~100 bytes an id). A repeat that arrives after its first copy left the window is
+probability about n²/2⁶⁵ for n ids in the window: 10⁻⁸ for a million) with the event time it came at, so memory is
+bounded by the window's traffic (~100 bytes an id); an id leaves once the newest event time seen is more than
+the window past its own. A repeat that arrives after its first copy left the window is
 processed again: choose the window from how late your producers can repeat.
 
 >>> ids = RecentEventIds(window_ms=1000)
@@ -16,8 +17,12 @@ processed again: choose the window from how late your producers can repeat.
 from __future__ import annotations
 
 import hashlib
-from collections import deque
+import heapq
+from collections.abc import Iterable
 from typing import Any
+
+# A changelog record of the window: an id's digest and the event time it was seen at, None once it left.
+IdChange = tuple[int, int | None]
 
 
 def _digest(event_id: str) -> int:
@@ -25,13 +30,19 @@ def _digest(event_id: str) -> int:
 
 
 class RecentEventIds:
-    """The event ids seen within ``window_ms`` before the newest event time seen (0: remember nothing)."""
+    """The event ids seen within ``window_ms`` before the newest event time seen (0: remember nothing).
 
-    def __init__(self, window_ms: int) -> None:
+    Which ids are remembered depends on the ids and their times only, not on the order they came in, so a
+    window rebuilt from its changelog (:meth:`flush`, :meth:`apply`) forgets exactly what the original does.
+    """
+
+    def __init__(self, window_ms: int, track_changes: bool = False) -> None:
         self.window_ms = window_ms
+        self.track_changes = track_changes
         self._seen: dict[int, int] = {}  # digest -> event time it was seen with
-        self._order: deque[tuple[int, int]] = deque()  # (event time, digest) in arrival order
-        self._newest: int | None = None
+        self._by_time: list[tuple[int, int]] = []  # heap of (event time, digest)
+        self.newest: int | None = None
+        self._changed: dict[int, int | None] = {}
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -40,27 +51,56 @@ class RecentEventIds:
         """True when ``event_id`` came already within the window; otherwise remembers it."""
         if self.window_ms <= 0:
             return False
-        if self._newest is None or ts_ms > self._newest:
-            self._newest = ts_ms
+        if self.newest is None or ts_ms > self.newest:
+            self.newest = ts_ms
             self._forget(ts_ms - self.window_ms)
         key = _digest(event_id)
         if key in self._seen:
             return True
-        self._seen[key] = ts_ms
-        self._order.append((ts_ms, key))
+        self._remember(key, ts_ms)
+        if self.track_changes:
+            self._changed[key] = ts_ms
         return False
 
+    def _remember(self, key: int, ts_ms: int) -> None:
+        self._seen[key] = ts_ms
+        heapq.heappush(self._by_time, (ts_ms, key))
+
     def _forget(self, before_ms: int) -> None:
-        order, seen = self._order, self._seen
-        while order and order[0][0] < before_ms:
-            ts, key = order.popleft()
+        by_time, seen = self._by_time, self._seen
+        while by_time and by_time[0][0] < before_ms:
+            ts, key = heapq.heappop(by_time)
             if seen.get(key) == ts:
                 del seen[key]
+                if self.track_changes:
+                    self._changed[key] = None
+
+    def flush(self) -> list[IdChange]:
+        """What changed since the last flush (ids remembered, ids forgotten), by digest."""
+        changes = sorted(self._changed.items())
+        self._changed.clear()
+        return changes
+
+    def apply(self, changes: Iterable[IdChange]) -> None:
+        """Replay changelog records in log order (the last record of an id wins)."""
+        for key, ts in changes:
+            if ts is None:
+                self._seen.pop(key, None)
+            else:
+                self._seen[key] = ts
+        self._by_time = [(ts, key) for key, ts in self._seen.items()]
+        heapq.heapify(self._by_time)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"newest": self._newest, "ids": [[ts, key] for ts, key in self._order]}
+        return {"newest": self.newest, "ids": sorted([ts, key] for key, ts in self._seen.items())}
 
     def restore(self, data: dict[str, Any]) -> None:
-        self._newest = data["newest"]
-        self._order = deque((int(ts), int(key)) for ts, key in data["ids"])
-        self._seen = {key: ts for ts, key in self._order}
+        """Replace the whole window (with ``track_changes``, what leaves it counts as forgotten)."""
+        if self.track_changes:
+            self._changed.update(dict.fromkeys(self._seen))
+        self.newest = data["newest"]
+        self._seen = {int(key): int(ts) for ts, key in data["ids"]}
+        self._by_time = [(ts, key) for key, ts in self._seen.items()]
+        heapq.heapify(self._by_time)
+        if self.track_changes:
+            self._changed.update(self._seen)

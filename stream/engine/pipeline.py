@@ -1,7 +1,8 @@
 """The loop every run shares, replay and production alike: read a batch, process, write, flush, commit.
 
-Commit order: the outputs of a batch are written and flushed (acknowledged, archive fsynced) before the
-batch's input offsets are committed, so nothing committed lacks its effects. With Kafka transactions
+Commit order: the outputs of a batch, with the changes it made to its partitions' states
+(:meth:`~stream.engine.processor.Processor.changelog`), are written and flushed (acknowledged, archive fsynced)
+before the batch's input offsets are committed, so nothing committed lacks its effects. With Kafka transactions
 (:mod:`stream.kafka.transactions`) that commit also makes the outputs visible, atomically with the offsets
 (exactly-once); without, a crash between flush and commit repeats the batch (at-least-once, recognisable
 downstream: decision ids are deterministic).
@@ -70,6 +71,7 @@ def run_pipeline(
             if before_batch is not None:
                 before_batch()  # e.g. swap to a newly promoted snapshot, between batches only
             outputs = processor.process_batch(batch)
+            outputs += processor.changelog()  # the state it changed, in the same commit (when kept)
             t = stages.now()
             sink.write(outputs)
             sink.flush()

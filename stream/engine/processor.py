@@ -17,9 +17,17 @@ vectorised call while the outputs stay identical to processing the records one a
    eligibility rules allow, the policy chooses one of those with its propensity, and the decision is emitted.
 
 Stage 3 reads only what stage 1 computed and its own state, and stage 1 never reads stage 3's, so running
-stage 1 over the whole batch first changes nothing. Randomness for a decision comes from a generator seeded
-by (run seed, decision id), so the same recording and seed give byte-identical decisions whatever the batch
-size, the partition interleaving or a restart.
+stage 1 over the whole batch first changes nothing.
+
+State is kept in two kinds. Everything keyed by user (users, sessions, open decisions, offer history, the
+de-duplication window) belongs to the record's input partition (:mod:`stream.engine.partition_state`) and runs
+on that partition's own event time, so it can move between workers. The learners (the policy, the online
+learners, the order-value model) learn from every partition this core reads.
+
+Randomness for a decision comes from a generator seeded by (run seed, decision id), so the same recording and
+seed give byte-identical decisions whatever the batch size or a restart. With several partitions the learners
+see them interleaved as they were read, so a different interleaving may choose other offers; each decision's
+behaviour features and each purchase's join stay the same.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import hashlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, Protocol
@@ -39,7 +47,7 @@ from bandits.base import Policy
 from bandits.eligibility import Eligibility
 from bandits.offers import Offer
 from bandits.order_value import OrderValueModel
-from bandits.rewards import OpenDecision, Resolution, RewardLedger
+from bandits.rewards import OpenDecision, Resolution
 from models.behaviour.features import (
     FEATURE_NAMES,
     FEATURES_VERSION,
@@ -47,8 +55,7 @@ from models.behaviour.features import (
     offer_history_features,
     user_vector,
 )
-from models.behaviour.store import StateStore
-from models.behaviour.tracker import ClosedSession, StateTracker, Tracked, TrackedEvent
+from models.behaviour.tracker import ClosedSession, Tracked, TrackedEvent
 from models.learners.base import OnlineLearner
 from models.learners.factory import make_learners
 from models.learners.price_sensitivity import OFFER_FLAT, OFFER_SHARE
@@ -56,13 +63,14 @@ from stream.core.contract import Event, event_to_dict, parse_event
 from stream.core.errors import DeadLetterReason, InvalidMessage
 from stream.core.logs import where
 from stream.core.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
-from stream.engine.dedup import RecentEventIds
+from stream.engine.partition_state import PartitionState
 from stream.engine.settings import ProcessingSettings
 from stream.engine.stage_clock import StageClock
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 2
+PARTITION_HEADER = "offerstream.partition"  # a decision's input partition
+SNAPSHOT_VERSION = 3  # 3: state by input partition
 LIFT_SHARE = 0.10  # the lift the models report: a 10 % discount against no offer
 
 
@@ -98,9 +106,13 @@ def decision_id_for(event_id: str) -> tuple[str, int]:
     return "d-" + digest[:12].hex(), int.from_bytes(digest[8:16], "big")
 
 
+PartitionStateFactory = Callable[[int], PartitionState]
+
+
 @dataclass(slots=True)
 class _Step:
     record: SourceRecord
+    part: PartitionState | None = None
     outputs: list[Output] = field(default_factory=list)
     tracked: Tracked | None = None
     snapshot_scores: dict[str, float] = field(default_factory=dict)
@@ -120,22 +132,23 @@ class Processor:
         archive_events: bool = False,
         eligibility: Eligibility | None = None,
         clock: StageClock | None = None,
+        partition_state: PartitionStateFactory | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock if clock is not None else StageClock()  # where the time goes (see stream.engine.stage_clock)
         self.policy = policy
         self.seed = seed
-        self.tracker = StateTracker(settings, tz)
+        self.tz = tz
+        # builds a partition's state the first time one of its records arrives (the worker's keeps changes)
+        self.partition_state = partition_state or (lambda p: PartitionState(p, settings, tz))
+        self.partitions: dict[int, PartitionState] = {}
         self.learners = dict(learners) if learners is not None else make_learners(seed)
         self.model_snapshot = model_snapshot
         self.archive_events = archive_events
         self.eligibility = eligibility
-        self.ledger = RewardLedger(settings.offers, settings.margin, int(settings.attribution_window_s * 1000))
-        self.offer_history: dict[str, list[int]] = {}  # user -> [offers shown, bought after one]
         # the order expected from a purchase under each offer, learned from the purchases (values at stake)
         self.order_values = OrderValueModel() if settings.value_at_stake == "expected_order" else None
         self.counters: Counter[str] = Counter()
-        self.recent_ids = RecentEventIds(int(settings.dedup_window_s * 1000))
         self._offers = settings.offers.names
         self._offer_terms = offer_terms(settings.offers.offers)
         self._ts_min = int(settings.ts_min.timestamp() * 1000)
@@ -143,13 +156,28 @@ class Processor:
         self._skew_ms = int(settings.max_ts_skew_s * 1000)
         self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
 
-    @property
-    def store(self) -> StateStore:
-        return self.tracker.store
+    def partition(self, partition: int) -> PartitionState:
+        """The state of an input partition, built on first use."""
+        part = self.partitions.get(partition)
+        if part is None:
+            part = self.partitions[partition] = self.partition_state(partition)
+        return part
+
+    def drop_partition(self, partition: int) -> PartitionState | None:
+        """Forget a partition this core no longer reads (the caller flushes and closes what it returns)."""
+        return self.partitions.pop(partition, None)
+
+    def changelog(self) -> list[Output]:
+        """Every partition state's changes since the last call, as state-change outputs for its changelog
+        partition (none when the partition states keep no changes, as in a file replay)."""
+        out: list[Output] = []
+        for p, part in sorted(self.partitions.items()):
+            out.extend(Output(OutputKind.STATE_CHANGE, key, {}, partition=p, raw=value) for key, value in part.flush())
+        return out
 
     @property
-    def watermark_ms(self) -> int | None:
-        return self.tracker.watermark_ms
+    def user_count(self) -> int:
+        return sum(p.store.user_count for p in self.partitions.values())
 
     # -- the entry points ----------------------------------------------------------------------------
     def process(self, record: SourceRecord) -> list[Output]:
@@ -164,9 +192,9 @@ class Processor:
         nested = clock.ns["learners"] + clock.ns["policy"]  # timed inside stage 3; ``decide`` is the rest
         outputs: list[Output] = []
         for step in steps:
-            if step.tracked is not None:
+            if step.tracked is not None and step.part is not None:
                 try:
-                    step.outputs.extend(self._decision_stage(step.tracked, step.snapshot_scores))
+                    step.outputs.extend(self._decision_stage(step.part, step.tracked, step.snapshot_scores))
                 except Exception as exc:  # a bug must not stop the stream; logged loudly and dead-lettered
                     step.outputs.append(self._failed(step.record, step.tracked.event, exc))
             outputs.extend(step.outputs)
@@ -180,6 +208,7 @@ class Processor:
         t = clock.now()
         self.counters["records"] += 1
         step = _Step(record)
+        self.partition(record.partition).next_offset = record.offset + 1
         if len(record.value) > self.settings.max_message_bytes:
             size = f"{len(record.value)} bytes > max_message_bytes={self.settings.max_message_bytes}"
             step.outputs.append(self._dead(record, DeadLetterReason.OVERSIZED, size))
@@ -187,12 +216,13 @@ class Processor:
             return step
         try:
             event = parse_event(record.value)
-            self._check_time(event, record)
+            part = step.part = self.partition(record.partition)
+            self._check_time(event, record, part.watermark_ms)
         except InvalidMessage as exc:
             step.outputs.append(self._dead(record, exc.reason, exc.detail))
             clock.lap("parse", t)
             return step
-        if self.recent_ids.seen_before(event.event_id, event.ts_ms):
+        if part.recent_ids.seen_before(event.event_id, event.ts_ms):
             window = f"{self.settings.dedup_window_s:g} s"
             step.outputs.append(
                 self._dead(record, DeadLetterReason.DUPLICATE, f"event_id {event.event_id!r} seen within {window}")
@@ -201,15 +231,13 @@ class Processor:
             return step
         t = clock.lap("parse", t)
         try:
-            # sources are partitions (one topic per worker; files are one partition, read in order)
-            step.tracked = self.tracker.apply(event, str(record.partition))
+            step.tracked = part.tracker.apply(event)
         except Exception as exc:
             step.outputs.append(self._failed(record, event, exc))
             clock.lap("state", t)
             return step
         self.counters["events"] += 1
-        for user_id in step.tracked.expired_users:
-            self.offer_history.pop(user_id, None)
+        part.forget_users(step.tracked.expired_users)
         self.counters["users_expired"] += len(step.tracked.expired_users)
         if self.archive_events:
             step.outputs.append(Output(OutputKind.EVENT, event.user_id.encode(), event_to_dict(event)))
@@ -226,14 +254,14 @@ class Processor:
         return self._dead(record, DeadLetterReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:500])
 
     # -- validation beyond the schema ----------------------------------------------------------------
-    def _check_time(self, event: Event, record: SourceRecord) -> None:
+    def _check_time(self, event: Event, record: SourceRecord, watermark_ms: int | None) -> None:
         ts = event.ts_ms
         if not self._ts_min <= ts <= self._ts_max:
             raise InvalidMessage(
                 DeadLetterReason.TIMESTAMP_OUT_OF_RANGE,
                 f"ts {ts} outside [{self.settings.ts_min.isoformat()}, {self.settings.ts_max.isoformat()}]",
             )
-        reference = record.timestamp_ms if record.timestamp_ms is not None else self.watermark_ms
+        reference = record.timestamp_ms if record.timestamp_ms is not None else watermark_ms
         if reference is not None and abs(ts - reference) > self._skew_ms:
             what = "the record's broker time" if record.timestamp_ms is not None else "the watermark"
             raise InvalidMessage(
@@ -290,16 +318,16 @@ class Processor:
                 scores[f"buy_snapshot:{o.name}"] = round(probs[at[(o.share, float(o.flat_fee > 0))]], 6)
 
     # -- stage 3: rewards, learning, decisions ----------------------------------------------------------
-    def _decision_stage(self, t: Tracked, snapshot_scores: dict[str, float]) -> list[Output]:
+    def _decision_stage(self, part: PartitionState, t: Tracked, snapshot_scores: dict[str, float]) -> list[Output]:
         event = t.event
         outputs: list[Output] = []
         if t.watermark_advanced:
-            outputs.extend(self._resolved(r) for r in self.ledger.expire(event.ts_ms))
+            outputs.extend(self._resolved(part, r) for r in part.ledger.expire(event.ts_ms))
         for closed in t.closed_before:
             self._learn_session(closed)
         if t.revenue is not None:
             self.counters["purchases"] += 1
-            resolution = self.ledger.on_purchase(
+            resolution = part.ledger.on_purchase(
                 event_id=event.event_id,
                 session_id=t.session_id,
                 ts_ms=event.ts_ms,
@@ -307,9 +335,9 @@ class Processor:
                 decision_id=event.decision_id,
             )
             if resolution is not None:
-                outputs.append(self._resolved(resolution))
+                outputs.append(self._resolved(part, resolution))
         if t.features is not None:
-            outputs.append(self._decide(t, t.features, snapshot_scores))
+            outputs.append(self._decide(part, t, t.features, snapshot_scores))
         for closed in t.closed_after:
             self._learn_session(closed)
         return outputs
@@ -367,10 +395,12 @@ class Processor:
             values[f"margin_value:{o.name}"] = round(margin * order - o.cost(order), 6)
         return values
 
-    def _decide(self, t: Tracked, features: dict[str, float], snapshot_scores: dict[str, float]) -> Output:
+    def _decide(
+        self, part: PartitionState, t: Tracked, features: dict[str, float], snapshot_scores: dict[str, float]
+    ) -> Output:
         event = t.event
         decision_id, stream_key = decision_id_for(event.event_id)
-        shown, converted = self.offer_history.get(event.user_id, (0, 0))
+        shown, converted = part.shown_and_bought(event.user_id)
         context = features | offer_history_features(shown, converted) | self._margin_values(features)
         context |= self._offer_terms
         clock = self.clock
@@ -383,7 +413,7 @@ class Processor:
         eligible = self.eligibility.eligible(seen) if self.eligibility is not None else self._offers
         choice = self.policy.choose(seen, eligible, rng)
         clock.lap("policy", tick)
-        self.ledger.open(
+        part.ledger.open(
             OpenDecision(
                 decision_id=decision_id,
                 user_id=event.user_id,
@@ -391,13 +421,13 @@ class Processor:
                 offer=choice.offer,
                 propensity=choice.propensity,
                 ts_ms=event.ts_ms,
-                deadline_ms=event.ts_ms + self.ledger.window_ms,
+                deadline_ms=event.ts_ms + part.ledger.window_ms,
                 context=seen,
             )
         )
         offer = self.settings.offers[choice.offer]
         if offer.is_offer:
-            self.offer_history.setdefault(event.user_id, [0, 0])[0] += 1
+            part.note_shown(event.user_id)
         self.counters[f"decisions.{choice.offer}"] += 1
         versions = self.model_versions() | {"policy": version}  # the policy as it was when it chose
         body: dict[str, Any] = {
@@ -419,9 +449,12 @@ class Processor:
             "policy_scores": dict(choice.scores),
             "features": context,
         }
-        return Output(OutputKind.DECISION, event.user_id.encode(), body)
+        # where it was decided, for readers of the topic (a header: the body is the same wherever it was made)
+        return Output(
+            OutputKind.DECISION, event.user_id.encode(), body, ((PARTITION_HEADER, str(part.partition).encode()),)
+        )
 
-    def _resolved(self, r: Resolution) -> Output:
+    def _resolved(self, part: PartitionState, r: Resolution) -> Output:
         d = r.decision
         clock = self.clock
         t = clock.now()
@@ -441,7 +474,7 @@ class Processor:
             self._note_drift(r.resolved_ms)
             clock.lap("learners", t)
         if offer.is_offer and r.purchased:
-            self.offer_history.setdefault(d.user_id, [0, 0])[1] += 1
+            part.note_bought(d.user_id)
         self.counters["rewards"] += 1
         self.counters["conversions"] += int(r.purchased)
         self.counters[f"reward_cents.{d.offer}"] += round(r.reward * 100)
@@ -472,20 +505,17 @@ class Processor:
     # -- state ---------------------------------------------------------------------------------------
     @property
     def open_decisions(self) -> int:
-        return len(self.ledger)
+        return sum(len(p.ledger) for p in self.partitions.values())
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the core has learned and holds (learners as base64 in JSON; see the checkpoint)."""
         return {
             "version": SNAPSHOT_VERSION,
             "seed": self.seed,
-            "tracker": self.tracker.snapshot(),
-            "ledger": self.ledger.snapshot(),
-            "offer_history": dict(sorted(self.offer_history.items())),
+            "partitions": {str(p): part.snapshot() for p, part in sorted(self.partitions.items())},
             "policy": {"name": self.policy.name, "state": self.policy.snapshot()},
             "learners": {name: learner.snapshot() for name, learner in sorted(self.learners.items())},
             "counters": dict(sorted(self.counters.items())),
-            "recent_ids": self.recent_ids.snapshot(),
         } | ({} if self.order_values is None else {"order_values": self.order_values.snapshot()})
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -495,16 +525,16 @@ class Processor:
             raise ValueError(f"snapshot holds policy {data['policy']['name']!r}, running {self.policy.name!r}")
         if sorted(data["learners"]) != sorted(self.learners):
             raise ValueError(f"snapshot holds learners {sorted(data['learners'])}, running {sorted(self.learners)}")
-        self.tracker.restore(data["tracker"])
-        self.ledger.restore(data["ledger"])
-        self.offer_history = {k: list(v) for k, v in data["offer_history"].items()}
+        for part in self.partitions.values():
+            part.close()
+        self.partitions = {}
+        for p, state in data["partitions"].items():
+            self.partition(int(p)).restore(state)
         self.policy.restore(data["policy"]["state"])
         for name, state in data["learners"].items():
             self.learners[name].restore(state)
         self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
         self.counters = Counter(data["counters"])
-        if "recent_ids" in data:
-            self.recent_ids.restore(data["recent_ids"])
         if self.order_values is not None:  # a checkpoint from before the order values starts them afresh
             self.order_values = OrderValueModel()
             if "order_values" in data:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import NewPartitions, NewTopic
 from kafka.errors import (
     TopicAlreadyExistsError,
 )
@@ -37,7 +37,10 @@ def ensure_topics(
     settings: KafkaSettings, timeout_ms: int = 30_000, configs: Mapping[str, str] | None = None
 ) -> list[str]:
     """Create offerstream's topics where they are missing, with the topic ``configs`` given (e.g.
-    ``{"retention.ms": "-1"}`` for topics that will hold old recordings); returns the names created."""
+    ``{"retention.ms": "-1"}`` for topics that will hold old recordings); returns the names created.
+
+    The state changelog (compacted, never deleted by age) gets as many partitions as the clickstream topic
+    has, and more when the clickstream topic has grown (see :func:`ensure_changelog`)."""
     admin = KafkaAdminClient(**settings.client_options(), request_timeout_ms=timeout_ms)
     common = dict(configs or {})
     try:
@@ -58,9 +61,42 @@ def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
                 admin.create_topics(missing, timeout_ms=timeout_ms)
             log.info("created topics %s", [t.name for t in missing])
-        return [t.name for t in missing]
+        return [t.name for t in missing] + ensure_changelog(admin, settings, existing, timeout_ms)
     finally:
         admin.close()
+
+
+CHANGELOG_CONFIGS = {
+    "cleanup.policy": "compact",  # the last record of each key is kept for ever; a tombstone deletes it
+    "min.compaction.lag.ms": "0",
+    "segment.ms": str(3_600_000),  # roll hourly, so compaction keeps restores short
+}
+
+
+def _partition_count(admin: KafkaAdminClient, topic: str) -> int:
+    [described] = admin.describe_topics([topic])
+    return len(described["partitions"])
+
+
+def ensure_changelog(
+    admin: KafkaAdminClient, settings: KafkaSettings, existing: set[str], timeout_ms: int
+) -> list[str]:
+    """The state changelog topic with one partition per clickstream partition: created when missing, grown
+    when the clickstream topic has more partitions than it (its partitions are never fewer). Returns its name
+    when it was created."""
+    topic = settings.state_changelog_topic
+    wanted = _partition_count(admin, settings.clickstream_topic)
+    if topic not in existing:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics([NewTopic(topic, wanted, 1, topic_configs=CHANGELOG_CONFIGS)], timeout_ms=timeout_ms)
+            log.info("created the state changelog %s (%d partitions, compacted)", topic, wanted)
+            return [topic]
+        return []
+    have = _partition_count(admin, topic)
+    if have < wanted:
+        admin.create_partitions({topic: NewPartitions(total_count=wanted)}, timeout_ms=timeout_ms)
+        log.warning("the clickstream topic grew to %d partitions: grew the state changelog %s to match", wanted, topic)
+    return []
 
 
 def make_producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:

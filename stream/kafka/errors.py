@@ -19,3 +19,7 @@ class TransactionAborted(DeliveryError):
 
 class WorkerFenced(OfferstreamError):
     """Another worker with the same transactional id started: this one must stop (it is a zombie)."""
+
+
+class ChangelogUnreadable(DeliveryError):
+    """A partition's state changelog could not be read to its end: the partition must not be processed yet."""

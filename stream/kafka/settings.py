@@ -29,6 +29,13 @@ class KafkaSettings(BaseModel):
     group_id: str = Field(
         "offerstream-worker", description="the workers' consumer group (and the prefix of their transactional ids)"
     )
+    changelog_topic: str | None = Field(
+        None,
+        description=(
+            "the compacted topic the partition states' changes go to, one partition per clickstream partition, "
+            "written in each batch's transaction (default: GROUP_ID.state-changelog)"
+        ),
+    )
     client_id: str = Field("offerstream", description="kafka-python's client.id, in the brokers' logs and metrics")
     partitions: int = Field(3, ge=1, description="partitions of topics that offerstream creates")
     max_poll_records: int = Field(500, ge=1, description="most records one poll (one batch) takes")
@@ -67,7 +74,13 @@ class KafkaSettings(BaseModel):
         True, description="rejoin the group as the same member after a restart, without waiting for a rebalance"
     )
     transaction_timeout_ms: int = Field(
-        60_000, ge=1000, description="the broker aborts a transaction left open this long (a crashed worker's)"
+        10_000,
+        ge=1000,
+        description=(
+            "the broker aborts a transaction left open this long: a crashed worker's open transaction holds every "
+            "read_committed reader of its output partitions back until then (Kafka Streams uses 10 s too); a batch "
+            "must produce, flush and commit within it"
+        ),
     )
     stall_timeout_s: float = Field(
         120.0,
@@ -97,6 +110,10 @@ class KafkaSettings(BaseModel):
     ssl_check_hostname: bool = Field(
         True, description="check that the broker's certificate names the host connected to"
     )
+
+    @property
+    def state_changelog_topic(self) -> str:
+        return self.changelog_topic or f"{self.group_id}.state-changelog"
 
     def client_options(self) -> dict[str, Any]:
         """Options shared by every kafka-python client (secrets revealed only here)."""

@@ -25,6 +25,8 @@ from stream.kafka.transactions import KafkaTransaction
 
 log = logging.getLogger(__name__)
 
+WORKER_HEADER = "offerstream.worker"
+
 
 class KafkaSink:
     """Produces each output to its kind's topic; ``flush`` returns only when the broker acknowledged all."""
@@ -34,9 +36,12 @@ class KafkaSink:
         settings: KafkaSettings,
         producer: KafkaProducer | None = None,
         transaction: KafkaTransaction | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.settings = settings
         self.transaction = transaction
+        # every output says which worker made it (a header: ``offerstream.worker``), for its readers
+        self._worker = [(WORKER_HEADER, worker_id.encode())] if worker_id else []
         self.producer = transaction.producer if transaction is not None else producer or make_producer(settings)
         self._pending: list[tuple[Output, Any]] = []
         self.counts: dict[OutputKind, int] = dict.fromkeys(OutputKind, 0)
@@ -47,9 +52,17 @@ class KafkaSink:
                 continue
             if self.transaction is not None:
                 self.transaction.begin()
-            future = self.producer.send(
-                topic_for(self.settings, out.kind), value=out.value(), key=out.key, headers=list(out.headers)
-            )
+            if out.kind is OutputKind.STATE_CHANGE:  # to its input partition's changelog partition, raw
+                future = self.producer.send(
+                    self.settings.state_changelog_topic, value=out.raw, key=out.key, partition=out.partition
+                )
+            else:
+                future = self.producer.send(
+                    topic_for(self.settings, out.kind),
+                    value=out.value(),
+                    key=out.key,
+                    headers=[*out.headers, *self._worker],
+                )
             self._pending.append((out, future))
 
     def flush(self) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
@@ -53,8 +53,28 @@ def _finish_joins_in_flight(consumer: KafkaConsumer) -> None:
     coordinator.need_rejoin = need_rejoin_or_join_in_flight
 
 
+# Called with the partitions newly assigned and the group's committed offset of each (None: none yet), before
+# any of their records is handed out; returns where to resume reading instead, if anywhere.
+Restore = Callable[[Mapping[TopicPartition, int | None]], Mapping[TopicPartition, int]]
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.source._on_assigned(list(assigned))
+
+
 class KafkaSource:
-    """The clickstream topic, read by a consumer group, committed only when told."""
+    """The clickstream topic, read by a consumer group, committed only when told.
+
+    Given ``restore``, a partition newly assigned is paused until ``restore`` has rebuilt its state (called
+    from :meth:`next_batch`, outside the group's join): none of its records is handed out before.
+    """
 
     def __init__(
         self,
@@ -62,10 +82,13 @@ class KafkaSource:
         metadata_wait_s: float = 60.0,
         transaction: KafkaTransaction | None = None,
         group_instance_id: str | None = None,
+        restore: Restore | None = None,
         **extra: Any,
     ) -> None:
         self.settings = settings
         self.transaction = transaction
+        self.restore = restore
+        self._to_restore: set[TopicPartition] = set()
         self.consumer = KafkaConsumer(
             **settings.client_options(),
             group_id=settings.group_id,
@@ -79,7 +102,7 @@ class KafkaSource:
         )
         _finish_joins_in_flight(self.consumer)
         self._await_topic(settings.clickstream_topic, metadata_wait_s)
-        self.consumer.subscribe([settings.clickstream_topic])
+        self.consumer.subscribe([settings.clickstream_topic], listener=_Listener(self))
         self.committed: dict[TopicPartition, int] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
         # the next offset per partition whose effects this worker holds (state updated, outputs acknowledged),
@@ -105,9 +128,41 @@ class KafkaSource:
                 return
             time.sleep(0.2)
 
+    def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+        if self.restore is None or not assigned:
+            return
+        self._to_restore.update(assigned)
+        self.consumer.pause(*assigned)  # inside the join: nothing of them is fetched before their state is back
+
+    def _restore_assigned(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        """Rebuild the state of the partitions assigned by the last poll, then let them be read."""
+        assert self.restore is not None
+        owned = self.consumer.assignment()
+        pending = sorted((tp for tp in self._to_restore if tp in owned), key=lambda t: t.partition)
+        self._to_restore.clear()
+        if not pending:
+            return
+        for tp in pending:  # paused inside the join, so none are expected; never hand out a record unrestored
+            messages = polled.pop(tp, None)
+            if messages:
+                self.consumer.seek(tp, messages[0].offset)
+            self._read.pop(tp, None)
+            self._processed.pop(tp, None)
+            self._uncommitted.pop(tp, None)
+        self.start_offsets(pending)
+        resume_at = self.restore({tp: self.consumer.committed(tp) for tp in pending})
+        for tp, offset in resume_at.items():
+            self.consumer.seek(tp, offset)
+            self._processed[tp] = offset  # at-least-once: the state already holds what lies before
+            self._started[tp] = offset
+        self.consumer.resume(*pending)
+
     def next_batch(self, max_records: int) -> list[SourceRecord]:
         self.settle_commits()
         polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms, max_records=max_records)
+        if self._to_restore:
+            self._restore_assigned(polled)
         for tp in list(polled):
             # After a rebalance gives a partition back before its commit went through, the consumer restarts
             # from the group's older offset: skip what this worker already processed (its effects are held).

@@ -78,28 +78,6 @@ def test_the_same_events_give_the_same_features_whatever_came_before_in_other_us
     assert got[0] == got[1]
 
 
-def test_a_lagging_partition_keeps_its_sessions_open_until_it_catches_up():
-    t = tracker(session_ttl_s=3600)
-    t.apply(ev("a1", "add_to_cart", ts=T0, user="a", session="sa", price=5.0), source="0")
-    # partition 1 runs ten hours ahead: the global watermark passes sa's TTL, the slowest partition's does not
-    ahead = t.apply(ev("b1", "page_view", ts=T0 + 10 * HOUR, user="b", session="sb"), source="1")
-    assert ahead.closed_before == [] and t.closing_watermark() == T0
-    late = t.apply(ev("a2", "checkout_start", ts=T0 + 5 * MINUTE, user="a", session="sa"), source="0")
-    assert late.features is None  # still its first session: no second decision
-    caught_up = t.apply(ev("a3", "page_view", ts=T0 + 10 * HOUR + 2 * MINUTE, user="a", session="sa2"), source="0")
-    assert [c.session_id for c in caught_up.closed_before] == ["sa"]
-
-
-def test_an_idle_partition_stops_holding_sessions_open():
-    t = tracker(session_ttl_s=3600, partition_idle_records=3)
-    t.apply(ev("q1", "page_view", ts=T0, user="q", session="sq"), source="quiet")
-    t.apply(ev("a1", "add_to_cart", ts=T0 + HOUR, user="a", session="sa", price=5.0), source="busy")
-    t.apply(ev("a9", "page_view", ts=T0 + HOUR, user="c", session="sc"), source="busy")
-    assert t.closing_watermark() == T0  # "quiet" gave one of the last 3 records: it still counts
-    swept = t.apply(ev("a2", "page_view", ts=T0 + 8 * HOUR, user="b", session="sb"), source="busy")
-    assert {c.session_id for c in swept.closed_before} == {"sq", "sa", "sc"}
-
-
 def test_the_state_stage_gives_the_same_results_on_disk_as_in_memory(tmp_path):
     """A simulated shop through the tracker twice, once on each store (the disk one flushed every 500 events):
     the same features at every decision point, the same closed sessions and expired users, the same state."""

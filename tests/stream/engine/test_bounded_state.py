@@ -48,12 +48,13 @@ def test_idle_users_are_forgotten_with_their_offer_history():
     p = _p(user_ttl_s=2 * 86400)
     early = [event(f"a{i}", "add_to_cart", ts=T0, user=f"u{i}", session=f"s{i}", cart_value=20.0) for i in range(5)]
     p.process_batch(records(early))
-    assert p.store.user_count == 5
-    shown = {u for u in p.offer_history}
+    [part] = p.partitions.values()
+    assert p.user_count == 5
+    shown = {u for u in part.offer_history}
     later = [event(f"k{d}", "page_view", ts=T0 + d * DAY, user="keeper", session=f"k{d}") for d in range(1, 5)]
     p.process_batch(records(later))
-    assert p.store.user_count == 1 and p.store.get_user("keeper") is not None
-    assert not set(p.offer_history) & shown
+    assert p.user_count == 1 and part.store.get_user("keeper") is not None
+    assert not set(part.offer_history) & shown
     assert p.counters["users_expired"] == 5
 
 
@@ -84,5 +85,5 @@ def test_memory_per_user_is_measured():
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     per_user = grown / n
     print(f"memory per user (user + open session + offer history + pending decision): {per_user:.0f} bytes")
-    assert p.store.user_count == n
+    assert p.user_count == n
     assert 500 < per_user < 50_000
