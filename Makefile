@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format docs test test-fast ci run bench bench-memory bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
+.PHONY: help setup lint format docs test test-fast ci run bench bench-fleet bench-memory bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
 
 include docker/kafka/kafka.mk
 
@@ -56,23 +56,29 @@ fuzz: $(BIN)/offerstream ## 100,000 hostile messages at the core and through a r
 
 ci: lint test ## What .ci/run runs after installing and starting the broker
 
-run: $(BIN)/offerstream ## Worker + closed-loop simulated shop with a live summary (local broker unless KAFKA_BOOTSTRAP_SERVERS is set)
+WORKERS ?= 1
+
+run: $(BIN)/offerstream ## Worker(s) + closed-loop simulated shop with a live summary (local broker unless KAFKA_BOOTSTRAP_SERVERS is set; WORKERS=3 for a group of three)
 	@if [ -n "$$KAFKA_BOOTSTRAP_SERVERS" ]; then \
 		echo "using KAFKA_BOOTSTRAP_SERVERS=$$KAFKA_BOOTSTRAP_SERVERS"; \
-		exec $(BIN)/offerstream demo; \
+		exec $(BIN)/offerstream demo --workers $(WORKERS); \
 	else \
 		eval "$$(KAFKA_PORT=$(KAFKA_PORT) bash docker/kafka/kafka.sh up)" && export KAFKA_BOOTSTRAP_SERVERS && \
 		echo "local broker at $$KAFKA_BOOTSTRAP_SERVERS (stop it with: make kafka-down)" && \
-		exec $(BIN)/offerstream demo; \
+		exec $(BIN)/offerstream demo --workers $(WORKERS); \
 	fi
 
 bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, worker vs raw pass-through, memory, then the retrain, freshness, OPE and policy benches
 	$(PY) -m bench.benchmark
+	$(PY) -m bench.fleet
 	$(PY) -m bench.memory
 	$(PY) -m bench.retrain
 	$(PY) -m bench.freshness
 	$(PY) -m bench.ope
 	$(PY) -m bench.policies
+
+bench-fleet: $(BIN)/offerstream ## Events/s with one and two workers in a group, restore time per 100,000 users from the changelog
+	$(PY) -m bench.fleet
 
 bench-memory: $(BIN)/offerstream ## Bytes of state per user, and peak RSS with a million users' state
 	$(PY) -m bench.memory

@@ -226,7 +226,7 @@ def _print_latency(label: str, lat: dict[str, Any]) -> None:
     )
 
 
-def _broker(workdir: Path) -> tuple[str, dict[str, str] | None]:
+def broker(workdir: Path) -> tuple[str, dict[str, str] | None]:
     given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if given:
         return given, None
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
             + ", ".join(f"{k} {v:.2f}" for k, v in naive["us_per_event_by_stage"].items())
         )
         if not args.skip_broker:
-            bootstrap, broker_env = _broker(workdir)
+            bootstrap, broker_env = broker(workdir)
             tag = uuid.uuid4().hex[:6]
             kafka = {
                 "bootstrap_servers": bootstrap,

@@ -78,9 +78,20 @@ def simulate_live(
 @click.option("--rate", type=click.FloatRange(min=0.1), default=100.0, show_default=True, help="Events per second.")
 @click.option("--users", type=click.IntRange(min=1), default=20_000, show_default=True)
 @click.option("--duration", type=float, default=None, help="Seconds to run (default: until Ctrl-C).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes in the group (each with its own state directory STATE_DIR/worker-N and metrics port).",
+)
 @click.pass_context
-def demo(ctx: click.Context, rate: float, users: int, duration: float | None, **flags: Any) -> None:
-    """What `make run` runs: topics, a worker process and closed-loop traffic with a live summary."""
+def demo(ctx: click.Context, rate: float, users: int, duration: float | None, workers: int, **flags: Any) -> None:
+    """What `make run` runs: topics, worker processes and closed-loop traffic with a live summary.
+
+    With --workers N the workers share one consumer group: the summary shows which input partitions each one
+    decides for, and its rate. A group has at most as many busy workers as the clickstream topic has partitions.
+    """
     from stream.kafka.clients import ensure_topics
     from stream.simulator.live import run_traffic
 
@@ -88,8 +99,8 @@ def demo(ctx: click.Context, rate: float, users: int, duration: float | None, **
     need_broker(settings)
     created = ensure_topics(settings.kafka)
     click.echo(f"broker {settings.kafka.bootstrap_servers}; topics created: {created or 'none (already there)'}")
-    # The worker process gets the same settings: the same file, plus what flags changed, through the env.
-    env = dict(
+    # The worker processes get the same settings: the same file, plus what flags changed, through the env.
+    base_env = dict(
         os.environ,
         OFFERSTREAM_KAFKA__BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers or "",
         OFFERSTREAM_KAFKA__GROUP_ID=settings.kafka.group_id,
@@ -102,20 +113,47 @@ def demo(ctx: click.Context, rate: float, users: int, duration: float | None, **
     if ctx.obj.get("config"):
         cmd += ["--config", str(ctx.obj["config"])]
     cmd.append("run")
-    # Its own session: a terminal's Ctrl-C reaches only us, and we stop the worker in order.
-    worker = subprocess.Popen(cmd, env=env, start_new_session=True)
-    click.echo(f"worker pid {worker.pid}; sending simulated traffic at {rate:g} events/s (Ctrl-C to stop)")
+    partitions = _partition_count(settings)
+    if workers > partitions:
+        click.echo(f"note: {partitions} partitions keep at most {partitions} of the {workers} workers busy")
+    procs: list[subprocess.Popen[bytes]] = []
+    for n in range(1, workers + 1):
+        env = dict(base_env)
+        if workers > 1:
+            env["OFFERSTREAM_STATE_DIR"] = str(settings.state_dir / f"worker-{n}")
+            env["OFFERSTREAM_KAFKA__INSTANCE_ID"] = f"worker-{n}"
+            if settings.metrics_port:
+                env["OFFERSTREAM_METRICS_PORT"] = str(settings.metrics_port + n - 1)
+        # Its own session: a terminal's Ctrl-C reaches only us, and we stop the workers in order.
+        procs.append(subprocess.Popen(cmd, env=env, start_new_session=True))
+    pids = ", ".join(str(p.pid) for p in procs)
+    click.echo(f"worker pids {pids}; sending simulated traffic at {rate:g} events/s (Ctrl-C to stop)")
     if settings.metrics_port:
-        click.echo(f"worker metrics: curl localhost:{settings.metrics_port}/metrics (health: /healthz)")
+        ports = ", ".join(str(settings.metrics_port + n) for n in range(workers))
+        click.echo(f"worker metrics: curl localhost:PORT/metrics for PORT in {ports} (health: /healthz)")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
         run_traffic(settings, rate=rate, users=users, duration_s=duration, stop=stop)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-    click.echo(f"worker exited with {worker.returncode}")
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+    codes = [proc.returncode for proc in procs]
+    click.echo(f"worker exited with {codes[0]}" if workers == 1 else f"workers exited with {codes}")
+
+
+def _partition_count(settings: Any) -> int:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(**settings.kafka.client_options(), group_id=None)
+    try:
+        return len(consumer.partitions_for_topic(settings.kafka.clickstream_topic) or ())
+    finally:
+        consumer.close()

@@ -4,7 +4,9 @@ The simulator's shoppers send their events to the clickstream topic at a steady 
 wall clock (the clock is injectable); a background consumer reads the decisions topic, and the offer a session
 was shown changes what that shopper does next. A session waiting for a decision pauses (other sessions go on)
 until the decision arrives or ``decision_timeout_s`` passes, after which the shopper behaves as if shown
-nothing. The rewards topic feeds the live summary.
+nothing. The rewards topic feeds the live summary; with several workers, it also shows which input partitions
+each worker decided for and at what rate (from the decisions' ``offerstream.worker`` and
+``offerstream.partition`` headers).
 """
 
 from __future__ import annotations
@@ -38,21 +40,49 @@ class TrafficSummary:
     conversions: int = 0
     reward_total: float = 0.0
     timeouts: int = 0
+    by_worker: Counter[str] = field(default_factory=Counter)  # decisions per worker
+    partitions: dict[str, set[int]] = field(default_factory=dict)  # input partitions each worker decided for lately
+    _reported: tuple[float, Counter[str]] | None = None
+
+    def saw(self, worker: str | None, partition: int | None) -> None:
+        if worker is None:
+            return
+        self.by_worker[worker] += 1
+        if partition is not None:
+            self.partitions.setdefault(worker, set()).add(partition)
 
     def line(self, now: float) -> str:
         elapsed = max(now - self.started, 1e-9)
         offers = " ".join(f"{k}={v}" for k, v in sorted(self.decisions.items())) or "-"
-        return (
+        text = (
             f"{elapsed:6.0f}s events={self.sent} ({self.sent / elapsed:.0f}/s) "
             f"decisions={sum(self.decisions.values())} [{offers}] "
             f"resolved={self.rewards} purchases={self.conversions} reward={self.reward_total:.2f}"
         )
+        return text + self._workers_line(now)
+
+    def _workers_line(self, now: float) -> str:
+        """Each worker heard from since the last line: the partitions it decided for and its decisions per second."""
+        since, before = self._reported or (self.started, Counter())
+        self._reported = (now, Counter(self.by_worker))
+        seconds = max(now - since, 1e-9)
+        parts = [
+            f"{worker}[{','.join(map(str, sorted(self.partitions.get(worker, ()))))}] "
+            f"{(self.by_worker[worker] - before[worker]) / seconds:.1f}/s"
+            for worker in sorted(self.by_worker)
+            if self.by_worker[worker] > before[worker]
+        ]
+        self.partitions = {}
+        return f" | workers: {'; '.join(parts)}" if parts else ""
+
+
+Message = tuple[str, dict[str, Any], dict[str, bytes]]  # kind, body, headers
 
 
 class _OutputReader(threading.Thread):
     """Reads the decisions and rewards topics from their end, handing messages to the driver."""
 
-    def __init__(self, settings: Settings, inbox: queue.Queue[tuple[str, dict[str, Any]]]) -> None:
+    def __init__(self, settings: Settings, inbox: queue.Queue[Message]) -> None:
         super().__init__(name="offerstream-traffic-reader", daemon=True)
         self.inbox = inbox
         self.halt = threading.Event()
@@ -77,7 +107,8 @@ class _OutputReader(threading.Thread):
                 for tp, messages in polled.items():
                     for m in messages:
                         try:
-                            self.inbox.put((self.topics[tp.topic], orjson.loads(m.value)))
+                            headers = dict(m.headers or ())
+                            self.inbox.put((self.topics[tp.topic], orjson.loads(m.value), headers))
                         except orjson.JSONDecodeError:
                             log.warning("unreadable output at %s[%d]@%d", tp.topic, tp.partition, m.offset)
         finally:
@@ -100,7 +131,7 @@ def run_traffic(
     stop = stop or threading.Event()
     start = datetime.fromtimestamp(clock(), tz=UTC)
     sim = Simulation(scenario=scenario, days=3650, users=users, seed=settings.seed, start=start, closed_loop=True)
-    inbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+    inbox: queue.Queue[Message] = queue.Queue()
     reader = _OutputReader(settings, inbox)
     reader.start()
     reader.ready.wait(timeout=15)
@@ -149,18 +180,23 @@ def run_traffic(
 
 
 def _drain(
-    inbox: queue.Queue[tuple[str, dict[str, Any]]],
+    inbox: queue.Queue[Message],
     sim: Simulation,
     awaiting: dict[str, float],
     summary: TrafficSummary,
 ) -> None:
     while True:
         try:
-            kind, body = inbox.get_nowait()
+            kind, body, headers = inbox.get_nowait()
         except queue.Empty:
             return
         if kind == "decision":
             summary.decisions[body["offer"]] += 1
+            worker, partition = headers.get("offerstream.worker"), headers.get("offerstream.partition")
+            summary.saw(
+                worker.decode(errors="replace") if worker else None,
+                int(partition) if partition and partition.isdigit() else None,
+            )
             awaiting.pop(body["event_id"], None)
             sim.respond(body["event_id"], body["offer"], body["decision_id"])
         else:
