@@ -83,7 +83,7 @@ def simulate_live(
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Worker processes in the group (each with its own state directory STATE_DIR/worker-N and metrics port).",
+    help="Worker processes in the group: worker-N, with state directory STATE_DIR/worker-N, metrics port + N - 1.",
 )
 @click.pass_context
 def demo(ctx: click.Context, rate: float, users: int, duration: float | None, workers: int, **flags: Any) -> None:
@@ -118,12 +118,12 @@ def demo(ctx: click.Context, rate: float, users: int, duration: float | None, wo
         click.echo(f"note: {partitions} partitions keep at most {partitions} of the {workers} workers busy")
     procs: list[subprocess.Popen[bytes]] = []
     for n in range(1, workers + 1):
-        env = dict(base_env)
-        if workers > 1:
-            env["OFFERSTREAM_STATE_DIR"] = str(settings.state_dir / f"worker-{n}")
-            env["OFFERSTREAM_KAFKA__INSTANCE_ID"] = f"worker-{n}"
-            if settings.metrics_port:
-                env["OFFERSTREAM_METRICS_PORT"] = str(settings.metrics_port + n - 1)
+        # Stable names: a demo started again (with as many workers or more) rejoins the group as the same static
+        # members at once, instead of waiting out the session timeout of members that are gone.
+        env = dict(base_env, OFFERSTREAM_KAFKA__INSTANCE_ID=f"worker-{n}")
+        env["OFFERSTREAM_STATE_DIR"] = str(settings.state_dir / f"worker-{n}")
+        if settings.metrics_port:
+            env["OFFERSTREAM_METRICS_PORT"] = str(settings.metrics_port + n - 1)
         # Its own session: a terminal's Ctrl-C reaches only us, and we stop the workers in order.
         procs.append(subprocess.Popen(cmd, env=env, start_new_session=True))
     pids = ", ".join(str(p.pid) for p in procs)

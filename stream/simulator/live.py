@@ -41,15 +41,16 @@ class TrafficSummary:
     reward_total: float = 0.0
     timeouts: int = 0
     by_worker: Counter[str] = field(default_factory=Counter)  # decisions per worker
-    partitions: dict[str, set[int]] = field(default_factory=dict)  # input partitions each worker decided for lately
-    _reported: tuple[float, Counter[str]] | None = None
+    first_seen: dict[str, float] = field(default_factory=dict)  # when each worker's first decision came
+    last_seen: dict[tuple[str, int], float] = field(default_factory=dict)  # (worker, input partition) -> when
 
-    def saw(self, worker: str | None, partition: int | None) -> None:
+    def saw(self, worker: str | None, partition: int | None, now: float) -> None:
         if worker is None:
             return
         self.by_worker[worker] += 1
+        self.first_seen.setdefault(worker, now)
         if partition is not None:
-            self.partitions.setdefault(worker, set()).add(partition)
+            self.last_seen[(worker, partition)] = now
 
     def line(self, now: float) -> str:
         elapsed = max(now - self.started, 1e-9)
@@ -61,18 +62,14 @@ class TrafficSummary:
         )
         return text + self._workers_line(now)
 
-    def _workers_line(self, now: float) -> str:
-        """Each worker heard from since the last line: the partitions it decided for and its decisions per second."""
-        since, before = self._reported or (self.started, Counter())
-        self._reported = (now, Counter(self.by_worker))
-        seconds = max(now - since, 1e-9)
-        parts = [
-            f"{worker}[{','.join(map(str, sorted(self.partitions.get(worker, ()))))}] "
-            f"{(self.by_worker[worker] - before[worker]) / seconds:.1f}/s"
-            for worker in sorted(self.by_worker)
-            if self.by_worker[worker] > before[worker]
-        ]
-        self.partitions = {}
+    def _workers_line(self, now: float, recent_s: float = 10.0) -> str:
+        """Each worker: the input partitions it decided for in the last ``recent_s`` and its decisions per second
+        since its first one."""
+        parts = []
+        for worker in sorted(self.by_worker):
+            partitions = sorted(p for (w, p), at in self.last_seen.items() if w == worker and now - at <= recent_s)
+            rate = self.by_worker[worker] / max(now - self.first_seen[worker], 1.0)
+            parts.append(f"{worker}[{','.join(map(str, partitions))}] {rate:.1f}/s")
         return f" | workers: {'; '.join(parts)}" if parts else ""
 
 
@@ -131,6 +128,9 @@ def run_traffic(
     stop = stop or threading.Event()
     start = datetime.fromtimestamp(clock(), tz=UTC)
     sim = Simulation(scenario=scenario, days=3650, users=users, seed=settings.seed, start=start, closed_loop=True)
+    # The shoppers come back run after run (same seed, same users), but each run's events and sessions are new:
+    # without this prefix a second run within the dedup window would send only duplicates.
+    run = f"r{int(start.timestamp() * 1000):x}"
     inbox: queue.Queue[Message] = queue.Queue()
     reader = _OutputReader(settings, inbox)
     reader.start()
@@ -144,7 +144,7 @@ def run_traffic(
             now = clock()
             if duration_s is not None and now - summary.started >= duration_s:
                 break
-            _drain(inbox, sim, awaiting, summary)
+            _drain(inbox, sim, awaiting, summary, now, run)
             for event_id, sent_at in list(awaiting.items()):
                 if now - sent_at > decision_timeout_s:
                     del awaiting[event_id]
@@ -156,10 +156,12 @@ def run_traffic(
                 if event is None:
                     break
                 ts = int(clock() * 1000)
-                event["ts"] = ts
+                sent = dict(event, ts=ts, event_id=f"{run}-{event['event_id']}")
+                if event.get("session_id"):
+                    sent["session_id"] = f"{run}-{event['session_id']}"
                 producer.send(
                     settings.kafka.clickstream_topic,
-                    value=orjson.dumps(event),
+                    value=orjson.dumps(sent),
                     key=event["user_id"].encode(),
                     timestamp_ms=ts,
                 )
@@ -184,6 +186,8 @@ def _drain(
     sim: Simulation,
     awaiting: dict[str, float],
     summary: TrafficSummary,
+    now: float,
+    run: str,
 ) -> None:
     while True:
         try:
@@ -191,14 +195,19 @@ def _drain(
         except queue.Empty:
             return
         if kind == "decision":
+            event_id = str(body.get("event_id", ""))
+            if not event_id.startswith(f"{run}-"):
+                continue  # another run's (or another producer's) decision
             summary.decisions[body["offer"]] += 1
             worker, partition = headers.get("offerstream.worker"), headers.get("offerstream.partition")
             summary.saw(
                 worker.decode(errors="replace") if worker else None,
                 int(partition) if partition and partition.isdigit() else None,
+                now,
             )
-            awaiting.pop(body["event_id"], None)
-            sim.respond(body["event_id"], body["offer"], body["decision_id"])
+            own = event_id[len(run) + 1 :]
+            awaiting.pop(own, None)
+            sim.respond(own, body["offer"], body["decision_id"])
         else:
             summary.rewards += 1
             summary.conversions += int(body["purchased"])
