@@ -68,7 +68,7 @@ run: $(BIN)/offerstream ## Worker(s) + closed-loop simulated shop with a live su
 		exec $(BIN)/offerstream demo --workers $(WORKERS); \
 	fi
 
-bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, worker vs raw pass-through, memory, then the retrain, freshness, OPE and policy benches
+bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, worker vs raw pass-through, several workers, memory, then the retrain, freshness, OPE and policy benches
 	$(PY) -m bench.benchmark
 	$(PY) -m bench.fleet
 	$(PY) -m bench.memory

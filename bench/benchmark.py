@@ -351,8 +351,8 @@ def main(argv: list[str] | None = None) -> None:
             _print_latency("exactly-once (default)", results["latency"])
             _print_latency("at-least-once", results["latency_at_least_once"])
             print(
-                f"  note: raw writes every input message ({b['raw_messages_out']}); the worker writes only "
-                f"decisions and rewards ({b['worker_messages_out']}), so it produces less than the pass-through"
+                f"  note: raw writes every input message ({b['raw_messages_out']}); the worker writes decisions, "
+                f"rewards and its partitions' state changes ({b['worker_messages_out']} messages)"
             )
     write_results(args.out, results)
 
