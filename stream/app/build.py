@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bandits.eligibility import Eligibility
@@ -15,6 +17,7 @@ from models.errors import SnapshotRejected
 from models.learners.factory import make_learners
 from models.snapshots.registry import Registry, Snapshot
 from stream.app.settings import Settings
+from stream.core.errors import ConfigError
 from stream.engine.partition_state import PartitionState
 from stream.engine.processor import Processor, SnapshotModels
 
@@ -29,7 +32,23 @@ def build_processor(
     m = settings.models
     tz = ZoneInfo(m.timezone)
     partition_state = None
-    if keep_changes:
+    if keep_changes and settings.state_store == "rocksdb":
+        try:
+            from models.behaviour.rocksdb_store import RocksDictStore
+        except ImportError as exc:
+            raise ConfigError(
+                "state_store = 'rocksdb' needs the rocksdb extra: pip install 'offerstream[rocksdb]'"
+            ) from exc
+
+        stores = partition_store_dir(settings)
+
+        def partition_state(partition: int) -> PartitionState:
+            # never trusted across lives: a partition's state is rebuilt from the changelog on assignment
+            path = stores / str(partition)
+            shutil.rmtree(path, ignore_errors=True)
+            return PartitionState(partition, settings.processing, tz, store=RocksDictStore(path), track_changes=True)
+
+    elif keep_changes:
 
         def partition_state(partition: int) -> PartitionState:
             return PartitionState(partition, settings.processing, tz, track_changes=True)
@@ -45,6 +64,12 @@ def build_processor(
         eligibility=Eligibility(settings.policy.eligibility, settings.processing.offers),
         partition_state=partition_state,
     )
+
+
+def partition_store_dir(settings: Settings) -> Path:
+    """Where ``state_store = "rocksdb"`` keeps each partition's store (one RocksDB per partition)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in settings.kafka.group_id)
+    return settings.state_dir / "partitions" / safe
 
 
 def writer_id(settings: Settings, default_prefix: str) -> str:

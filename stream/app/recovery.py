@@ -61,8 +61,10 @@ def checkpoint_path(settings: Settings) -> Path:
 
 
 def write_checkpoint(processor: Processor, offsets: Offsets, settings: Settings) -> None:
-    """The core's state with the offsets it reflects (atomically replaces the previous checkpoint)."""
-    write_snapshot(checkpoint_path(settings), offsets_key(offsets), processor.snapshot(), state_key(settings))
+    """The core's state with the offsets it reflects (atomically replaces the previous checkpoint). With
+    ``state_store = "rocksdb"`` the learners only: the partitions' users may not fit in memory."""
+    state = processor.snapshot(partitions=settings.state_store == "memory")
+    write_snapshot(checkpoint_path(settings), offsets_key(offsets), state, state_key(settings))
 
 
 def _partitions(offsets: Mapping[str, int | None]) -> Offsets:
@@ -106,6 +108,11 @@ def restore_state(
         log.error("checkpoint %s does not fit this configuration (%s); starting empty", path, exc)
         return build(), None
     restored = Restored(path, {tp: current.get(tp) for tp in saved})
+    if gaps and found[1].get("partitions") is None:
+        # the checkpoint holds no partitions to replay into: the learners go on from where it was written, and
+        # the partitions come back from their changelogs on assignment
+        log.info("restored the learners from %s; %d records learned since are not replayed", path, _gap_size(gaps))
+        return processor, restored
     if gaps:
         try:
             restored.replayed = replay_gap(processor, settings.kafka, gaps)
@@ -119,6 +126,10 @@ def restore_state(
         restored.replayed,
     )
     return processor, restored
+
+
+def _gap_size(gaps: Mapping[TopicPartition, tuple[int | None, int]]) -> int:
+    return sum(end - (start or 0) for start, end in gaps.values())
 
 
 def _tp(topic: str, partition: int) -> TopicPartition:

@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     state_key: SecretStr | None = Field(
         None, description="HMAC key signing checkpoints (default: a key file in state_dir)"
     )
+    state_store: Literal["memory", "rocksdb"] = Field(
+        "memory",
+        description=(
+            "where the worker keeps its partitions' users: memory, or rocksdb (on disk under STATE_DIR/partitions, "
+            "for more users than memory holds; needs the rocksdb extra). With rocksdb the checkpoint holds the "
+            "learners only and the partitions always come back from the state changelog"
+        ),
+    )
     checkpoint_every_records: int = Field(
         20_000, ge=1, description="records between checkpoints of the worker's state (a restart replays fewer)"
     )

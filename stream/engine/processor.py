@@ -507,12 +507,16 @@ class Processor:
     def open_decisions(self) -> int:
         return sum(len(p.ledger) for p in self.partitions.values())
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything the core has learned and holds (learners as base64 in JSON; see the checkpoint)."""
+    def snapshot(self, partitions: bool = True) -> dict[str, Any]:
+        """Everything the core has learned and holds (learners as base64 in JSON; see the checkpoint); without
+        ``partitions``, the learners and counters only (``"partitions": None``: their states are in their
+        changelogs)."""
         return {
             "version": SNAPSHOT_VERSION,
             "seed": self.seed,
-            "partitions": {str(p): part.snapshot() for p, part in sorted(self.partitions.items())},
+            "partitions": {str(p): part.snapshot() for p, part in sorted(self.partitions.items())}
+            if partitions
+            else None,
             "policy": {"name": self.policy.name, "state": self.policy.snapshot()},
             "learners": {name: learner.snapshot() for name, learner in sorted(self.learners.items())},
             "counters": dict(sorted(self.counters.items())),
@@ -528,7 +532,7 @@ class Processor:
         for part in self.partitions.values():
             part.close()
         self.partitions = {}
-        for p, state in data["partitions"].items():
+        for p, state in (data["partitions"] or {}).items():
             self.partition(int(p)).restore(state)
         self.policy.restore(data["policy"]["state"])
         for name, state in data["learners"].items():

@@ -10,8 +10,10 @@ with the same events processed in this process by one core, partition by partiti
   the users of a moved partition kept their history;
 * every purchase joined to the same decision, even when its partition moved between the two.
 
-It also measures how long the killed worker's open transaction held back downstream ``read_committed``
-readers of the decisions topic (the broker aborts it after ``kafka.transaction_timeout_ms``).
+It runs twice: with the users in memory, and on disk (``state_store = "rocksdb"``, where a restarted worker
+takes every partition back from its changelog). It also measures how long the killed worker's open transaction
+held back downstream ``read_committed`` readers of the decisions topic (the broker aborts it after
+``kafka.transaction_timeout_ms``).
 """
 
 from __future__ import annotations
@@ -158,7 +160,8 @@ def _ready(log_path) -> Callable[[], bool]:
     return ready
 
 
-def test_a_changing_fleet_decides_each_event_once_with_the_users_history(tmp_path, kafka_settings):
+@pytest.mark.parametrize("state_store", ["memory", "rocksdb"])
+def test_a_changing_fleet_decides_each_event_once_with_the_users_history(tmp_path, kafka_settings, state_store):
     events = tmp_path / "events.jsonl"
     simulate_to_file("stationary", days=3, users=2_000, seed=8, out=events)
     values = [r.value for r in read_file(events)]
@@ -175,7 +178,9 @@ def test_a_changing_fleet_decides_each_event_once_with_the_users_history(tmp_pat
 
     def start(name: str) -> None:
         ready = _ready(logs[name])
-        workers[name] = start_worker(settings, dirs[name], logs[name], **WORKER_ENV)
+        workers[name] = start_worker(
+            settings, dirs[name], logs[name], **WORKER_ENV, OFFERSTREAM_STATE_STORE=state_store
+        )
         wait_for(ready, timeout=120, what=f"worker {name.upper()} running", details=log_tail(logs[name]))
 
     def progress(at: float, what: str) -> None:
@@ -244,7 +249,8 @@ def test_a_changing_fleet_decides_each_event_once_with_the_users_history(tmp_pat
     assert open_at_kill, "worker A was never caught with its transaction open"
     assert held_back < 45.0, f"downstream readers were held back {held_back:.0f} s by the dead worker"
     print(
-        f"{n} events over {PARTITIONS} partitions, {len(got)} decisions, {len(joins(rewards))} purchases joined; "
+        f"state store {state_store}: {n} events over {PARTITIONS} partitions, {len(got)} decisions, "
+        f"{len(joins(rewards))} purchases joined; "
         f"{restored} partition states restored from the changelog; killed A with its transaction "
         f"{'open' if open_at_kill else 'never seen open'}: downstream read_committed readers held back "
         f"{held_back:.1f} s (kafka.transaction_timeout_ms={k.transaction_timeout_ms})"
