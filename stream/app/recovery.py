@@ -27,6 +27,7 @@ from pathlib import Path
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
+from stream.app.migrate import migrate_checkpoint
 from stream.app.settings import Settings
 from stream.engine.checkpoint import checkpoint_key, offsets_key, read_snapshot, snapshot_path, write_snapshot
 from stream.engine.processor import Processor
@@ -87,6 +88,7 @@ def restore_state(
     found = read_snapshot(path, state_key(settings))
     if found is None:
         return build(), None
+    found = (found[0], migrate_checkpoint(found[0], found[1]))  # an earlier version's: every user kept
     saved = _partitions(found[0])
     current = committed(list(saved))
     gaps: dict[TopicPartition, tuple[int | None, int]] = {}

@@ -15,6 +15,7 @@ from kafka.admin import NewPartitions, NewTopic
 from kafka.errors import (
     TopicAlreadyExistsError,
 )
+from kafka.partitioner.default import murmur2
 from kafka.structs import TopicPartition
 
 from stream.core.records import OutputKind, SourceRecord
@@ -97,6 +98,12 @@ def ensure_changelog(
         admin.create_partitions({topic: NewPartitions(total_count=wanted)}, timeout_ms=timeout_ms)
         log.warning("the clickstream topic grew to %d partitions: grew the state changelog %s to match", wanted, topic)
     return []
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a keyed record (murmur2 of the key, as the Java client and
+    kafka-python do), e.g. a user's events keyed by ``user_id``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def make_producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:
