@@ -17,7 +17,8 @@ into a fresh partition state, on any worker, to rebuild an equal one:
 ``s:<session id>``     an open session (JSON)
 ``d:<decision id>``    an open decision (JSON); None once resolved
 ``h:<user id>``        offers shown to the user and bought after, ``[shown, bought]``
-``e:<8 bytes>``        an event id's digest in the de-duplication window, with its event time
+``e:<group>``          the event ids first seen in one flush, as (digest, event time) pairs; None once all of
+                       them left the de-duplication window
 ``w:``                 the partition's clock: watermark, last sweeps, the window's newest time, and the
                        next input offset, so a restored state knows which input it reflects
 =====================  ====================================================
@@ -114,8 +115,8 @@ class PartitionState:
             history = self.offer_history.get(user_id)
             changes.append((HISTORY_KEY + user_id.encode(), None if history is None else orjson.dumps(history)))
         self._history_touched.clear()
-        for digest, ts in self.recent_ids.flush():
-            changes.append((EVENT_ID_KEY + digest.to_bytes(8, "big"), None if ts is None else str(ts).encode()))
+        for group, ids in self.recent_ids.flush():
+            changes.append((EVENT_ID_KEY + group.to_bytes(8, "big"), ids))
         if self.track_changes:
             clock = self._clock()
             if clock != self._clock_flushed:
@@ -128,7 +129,7 @@ class PartitionState:
         """Replay changelog records, in log order, into this partition's state (the last record of a key wins)."""
         store: list[Change] = []
         decisions = []
-        ids: list[tuple[int, int | None]] = []
+        ids: list[tuple[int, bytes | None]] = []
         clock: bytes | None = None
         for key, value in changes:
             if key.startswith(USER_KEY) or key.startswith(SESSION_KEY):
@@ -142,20 +143,22 @@ class PartitionState:
                 else:
                     self.offer_history[user_id] = [int(n) for n in orjson.loads(value)]
             elif key.startswith(EVENT_ID_KEY):
-                ids.append((int.from_bytes(key[2:], "big"), None if value is None else int(value)))
+                ids.append((int.from_bytes(key[2:], "big"), value))
             elif key == CLOCK_KEY:
                 clock = value
             else:
                 raise ValueError(f"not a partition-state key: {key[:40]!r}")
-        self.store.apply(store)
-        self.ledger.apply(decisions)
-        self.recent_ids.apply(ids)
-        if clock is not None:
+        if clock is not None:  # first: the window's newest time decides which ids are still in it
             data = orjson.loads(clock)
             self.tracker.set_clock(data)
             self.recent_ids.newest = data["dedup_newest"]
             self.next_offset = data.get("next_offset")
             self._clock_flushed = clock
+        self.store.apply(store)
+        self.ledger.apply(decisions)
+        self.recent_ids.apply(ids)
+        if self.recent_ids.newest is not None:  # ids read before a later clock record may have left the window
+            self.recent_ids.forget_before(self.recent_ids.newest - self.recent_ids.window_ms)
 
     # -- snapshots (the worker's local checkpoint) -------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -87,3 +87,19 @@ def test_memory_per_user_is_measured():
     print(f"memory per user (user + open session + offer history + pending decision): {per_user:.0f} bytes")
     assert p.user_count == n
     assert 500 < per_user < 50_000
+
+
+def test_the_window_goes_to_the_changelog_a_group_per_flush_and_comes_back_equal():
+    ids = RecentEventIds(window_ms=1_000, track_changes=True)
+    log = []
+    for i in range(2_000):
+        ids.seen_before(f"e{i % 1_500}", i * 5)  # some repeats inside the window, most outside
+        if i % 100 == 99:
+            log += ids.flush()
+    assert len(log) < 60  # one record per flush (20), and a deletion per group gone (the ids are 2,000)
+    assert any(value is None for _, value in log)
+    last = {group: value for group, value in log}
+    rebuilt = RecentEventIds(window_ms=1_000)
+    rebuilt.newest = ids.newest
+    rebuilt.apply((group, value) for group, value in last.items() if value is not None)
+    assert rebuilt.snapshot()["ids"] == ids.snapshot()["ids"] and len(rebuilt) > 100

@@ -139,15 +139,17 @@ def test_a_partition_rebuilt_from_its_changelog_continues_as_the_original():
         second.partition(p).apply(_compacted(changes))
     for batch in _batches(records[cut:], 200):
         got += [o.value() for o in second.process_batch(batch)]
-    assert sum(len(c) for c in logs.values()) > 1_000
+    assert sum(len(c) for c in logs.values()) > 300
     assert got == expected
     for p in range(PARTITIONS):
         assert _content(second.partition(p)) == _content(whole.partition(p))
 
 
 def _content(part: PartitionState) -> bytes:
-    """A partition's state, whatever order its store's dicts were filled in."""
+    """A partition's state, whatever order its store's dicts were filled in (without the window's changelog
+    bookkeeping: which groups its ids went out in depends on when it was flushed)."""
     data = part.snapshot()
+    del data["recent_ids"]["groups"], data["recent_ids"]["next_group"]
     store = data["tracker"]["store"]
     store["users"].sort(key=lambda u: u["user_id"])
     store["sessions"].sort(key=lambda s: s["session_id"])
