@@ -157,6 +157,7 @@ class KafkaSource:
             self._processed[tp] = offset  # at-least-once: the state already holds what lies before
             self._started[tp] = offset
         self.consumer.resume(*pending)
+        self._stall.reset()  # a long restore is not a stalled consumer
 
     def next_batch(self, max_records: int) -> list[SourceRecord]:
         self.settle_commits()

@@ -120,6 +120,10 @@ class StallWatch:
             return
         raise SourceStalled(f"no records for {now - self._progress_at:.0f} s while {reason} ({view.describe()})")
 
+    def reset(self) -> None:
+        """Count from now: the worker was busy (e.g. restoring partitions' state) rather than polling."""
+        self._progress_at = self.clock()
+
     def _restart(self, view: ConsumerView, now: float) -> None:
         self._progress, self._member, self._progress_at = view.progress, view.member, now
 

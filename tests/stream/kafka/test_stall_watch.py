@@ -46,6 +46,19 @@ def test_a_lagging_partition_whose_position_never_moves_is_a_stall():
         watch.observe(False, _view(100, 500))
 
 
+def test_time_spent_restoring_partitions_does_not_count_towards_a_stall():
+    clock = _Clock()
+    watch = StallWatch(15.0, clock)
+    watch.observe(False, _view(100, 500))
+    clock.now = 200.0  # restoring the state of newly assigned partitions, not polling
+    watch.reset()
+    clock.now = 214.0
+    watch.observe(False, _view(100, 500))  # 14 s since the restore ended: not yet a stall
+    clock.now = 215.0
+    with pytest.raises(SourceStalled):
+        watch.observe(False, _view(100, 500))
+
+
 @pytest.mark.parametrize(
     "view_at",
     [
