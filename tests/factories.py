@@ -26,9 +26,7 @@ def event(
     return body
 
 
-def records(
-    events: Iterable[dict | bytes], topic: str = "t", partition: int = 0, start: int = 0
-) -> list[SourceRecord]:
+def records(events: Iterable[dict | bytes], topic: str = "t", partition: int = 0, start: int = 0) -> list[SourceRecord]:
     out = []
     for offset, e in enumerate(events, start):
         value = e if isinstance(e, bytes) else orjson.dumps(e)
