@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewPartitions, NewTopic
 from kafka.errors import (
+    KafkaError,
     TopicAlreadyExistsError,
 )
 from kafka.partitioner.default import murmur2
@@ -74,9 +76,21 @@ CHANGELOG_CONFIGS = {
 }
 
 
-def _partition_count(admin: KafkaAdminClient, topic: str) -> int:
-    [described] = admin.describe_topics([topic])
-    return len(described["partitions"])
+def _partition_count(admin: KafkaAdminClient, topic: str, wait_s: float = 30.0) -> int:
+    """The topic's partitions, waiting while a topic just created shows none yet (its metadata is still
+    propagating: a changelog created from that count would be refused with 0 partitions)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            [described] = admin.describe_topics([topic])
+            count = len(described.get("partitions") or ())
+        except KafkaError:  # e.g. not known to this broker yet
+            if time.monotonic() >= deadline:
+                raise
+            count = 0
+        if count > 0 or time.monotonic() >= deadline:
+            return count
+        time.sleep(0.1)
 
 
 def ensure_changelog(
@@ -87,6 +101,8 @@ def ensure_changelog(
     when it was created."""
     topic = settings.state_changelog_topic
     wanted = _partition_count(admin, settings.clickstream_topic)
+    if wanted <= 0:
+        raise KafkaError(f"{settings.clickstream_topic} shows no partitions; cannot size its state changelog")
     if topic not in existing:
         with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics([NewTopic(topic, wanted, 1, topic_configs=CHANGELOG_CONFIGS)], timeout_ms=timeout_ms)
