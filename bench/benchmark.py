@@ -198,15 +198,18 @@ def bench_broker(events: Path, settings: Settings, runs: int) -> dict[str, Any]:
     }
 
 
-def _fresh_topics(settings: Settings, prefix: str) -> Settings:
+def fresh_topics(settings: Settings, prefix: str, **update: object) -> Settings:
+    """``settings`` with throw-away topics and group (``<prefix><tag>.in`` …, a random tag), so that a run never
+    reads what an earlier one left on a broker it was given."""
+    name = f"{prefix}{uuid.uuid4().hex[:6]}"
     topics = {
-        "clickstream_topic": f"{prefix}.in",
-        "decisions_topic": f"{prefix}.out",
-        "rewards_topic": f"{prefix}.rewards",
-        "dead_letter_topic": f"{prefix}.dead",
-        "group_id": f"{prefix}-worker",
+        "clickstream_topic": f"{name}.in",
+        "decisions_topic": f"{name}.out",
+        "rewards_topic": f"{name}.rewards",
+        "dead_letter_topic": f"{name}.dead",
+        "group_id": f"{name}-worker",
     }
-    return _with_kafka(settings, **topics)
+    return _with_kafka(settings, **topics, **update)
 
 
 def _with_kafka(settings: Settings, **update: object) -> Settings:
@@ -309,29 +312,21 @@ def main(argv: list[str] | None = None) -> None:
         )
         if not args.skip_broker:
             bootstrap, broker_env = broker(workdir)
-            tag = uuid.uuid4().hex[:6]
-            kafka = {
-                "bootstrap_servers": bootstrap,
-                "clickstream_topic": f"bench{tag}.in",
-                "decisions_topic": f"bench{tag}.out",
-                "rewards_topic": f"bench{tag}.rewards",
-                "dead_letter_topic": f"bench{tag}.dead",
-            }
             overrides = {
                 "seed": 1,
-                "kafka": kafka,
+                "kafka": {"bootstrap_servers": bootstrap},
                 "state_dir": str(workdir / "state"),
                 "models": {"registry": str(registry)},  # the worker scores with the same snapshot
             }
-            broker_settings = load_settings(env={}, overrides=overrides)
+            broker_settings = fresh_topics(load_settings(env={}, overrides=overrides), "bench")
             try:
                 results["broker"] = bench_broker(events, broker_settings, args.runs)
                 results["latency"] = bench_latency(
-                    _fresh_topics(broker_settings, f"lat{tag}"), args.latency_rate, args.latency_seconds
+                    fresh_topics(broker_settings, "lat"), args.latency_rate, args.latency_seconds
                 )
                 at_least_once = _with_kafka(broker_settings, processing_guarantee="at-least-once")
                 results["latency_at_least_once"] = bench_latency(
-                    _fresh_topics(at_least_once, f"alo{tag}"), args.latency_rate, args.latency_seconds
+                    fresh_topics(at_least_once, "alo"), args.latency_rate, args.latency_seconds
                 )
             finally:
                 if broker_env is not None:

@@ -24,38 +24,25 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaAdminClient
 
-from bench.benchmark import KEEP_EVERYTHING, REPO, broker, exit_on_sigterm
+from bench.benchmark import KEEP_EVERYTHING, REPO, broker, exit_on_sigterm, fresh_topics
 from bench.machine import machine, write_results
 from models.behaviour.state import SessionState, UserState, encode_session, encode_user, record_activity
 from models.behaviour.store import session_key, user_key
 from stream.app.settings import Settings, load_settings
 from stream.engine.partition_state import PartitionState
 from stream.kafka.changelog import Change, read_changelog
-from stream.kafka.clients import ensure_topics, make_producer
+from stream.kafka.clients import ensure_topics, group_committed_total, make_producer
 from stream.kafka.topic_files import produce_files
 from stream.simulator import simulate_to_file
 
 PARTITIONS = 4
 T0 = 1_767_600_000_000
-
-
-def _committed(settings: Settings) -> int:
-    admin = KafkaAdminClient(**settings.kafka.client_options())
-    try:
-        offsets = admin.list_group_offsets(settings.kafka.group_id).get(settings.kafka.group_id, {})
-    except Exception:  # the coordinator is loading: nothing committed yet, as far as we can tell
-        return 0
-    finally:
-        admin.close()
-    return sum(o.offset for tp, o in offsets.items() if tp.topic == settings.kafka.clickstream_topic)
 
 
 def _fleet_pass(settings: Settings, workers: int, total: int, workdir: Path, tag: str) -> dict[str, float]:
@@ -87,7 +74,7 @@ def _fleet_pass(settings: Settings, workers: int, total: int, workdir: Path, tag
     try:
         first: float | None = None
         while True:
-            done = _committed(measured)
+            done = group_committed_total(measured.kafka) or 0
             now = time.perf_counter()
             if first is None and done > 0:
                 first, first_done = now, done
@@ -200,20 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="offerstream-fleet-") as tmp:
         workdir = Path(tmp)
         bootstrap, broker_env = broker(workdir)
-        tag = uuid.uuid4().hex[:6]
-        kafka = {
-            "bootstrap_servers": bootstrap,
-            "clickstream_topic": f"fleet{tag}.in",
-            "decisions_topic": f"fleet{tag}.out",
-            "rewards_topic": f"fleet{tag}.rewards",
-            "dead_letter_topic": f"fleet{tag}.dead",
-            "group_id": f"fleet{tag}",
-            "partitions": PARTITIONS,
-        }
-        settings = load_settings(env={}, overrides={"seed": 1, "kafka": kafka})
+        base = load_settings(env={}, overrides={"seed": 1, "kafka": {"bootstrap_servers": bootstrap}})
+        settings = fresh_topics(base, "fleet", partitions=PARTITIONS)
         try:
-            restore_kafka = {**kafka, "clickstream_topic": f"restore{tag}.in", "group_id": f"restore{tag}"}
-            restore_settings = load_settings(env={}, overrides={"seed": 1, "kafka": restore_kafka})
+            restore_settings = fresh_topics(base, "restore")
             r = results["restore"] = bench_restore(restore_settings, args.users, args.runs)
             print(
                 f"restore from the changelog: {r['users']:,} users ({r['records']:,} records) in "

@@ -13,12 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
-
 from stream.app.settings import Settings
 from stream.app.worker import WorkerResult, run_worker
-from stream.kafka.clients import ensure_topics
+from stream.kafka.clients import ensure_topics, group_committed_total
 from stream.kafka.settings import KafkaSettings
 
 
@@ -88,27 +85,13 @@ def start_worker(settings: Settings, state_dir: Path, log_path: Path, **env: str
 
 def committed_total(settings: Settings) -> int:
     """The group's committed offsets on the clickstream topic, summed over partitions (0 when unknown)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    try:
-        offsets = admin.list_group_offsets(settings.kafka.group_id).get(settings.kafka.group_id, {})
-    except KafkaError:  # the group coordinator is still loading
-        return 0
-    finally:
-        admin.close()
-    return sum(o.offset for tp, o in offsets.items() if tp.topic == settings.kafka.clickstream_topic)
+    return group_committed_total(settings.kafka) or 0
 
 
 def group_done(settings: Settings, expected_total: int) -> bool:
     """True when the group's committed offsets on the clickstream topic add up to ``expected_total``."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    try:
-        offsets = admin.list_group_offsets(settings.kafka.group_id).get(settings.kafka.group_id, {})
-    except KafkaError:  # the group coordinator is still loading: not done yet
-        return False
-    finally:
-        admin.close()
-    committed = sum(o.offset for tp, o in offsets.items() if tp.topic == settings.kafka.clickstream_topic)
-    return committed >= expected_total
+    committed = group_committed_total(settings.kafka)
+    return committed is not None and committed >= expected_total
 
 
 TOPICS = ("clickstream_topic", "decisions_topic", "rewards_topic", "dead_letter_topic")

@@ -18,7 +18,7 @@ from models.learners.factory import make_learners
 from models.snapshots.registry import Registry, Snapshot
 from stream.app.settings import Settings
 from stream.core.errors import ConfigError
-from stream.engine.partition_state import PartitionState
+from stream.engine.partition_state import PartitionState, in_memory_states
 from stream.engine.processor import Processor, SnapshotModels
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def build_processor(
     ``keep_changes`` (the Kafka worker) its partition states keep their changes for the state changelog."""
     m = settings.models
     tz = ZoneInfo(m.timezone)
-    partition_state = None
+    partition_state = in_memory_states(settings.processing, tz, track_changes=keep_changes)
     if keep_changes and settings.state_store == "rocksdb":
         try:
             from models.behaviour.rocksdb_store import RocksDictStore
@@ -47,11 +47,6 @@ def build_processor(
             path = stores / str(partition)
             shutil.rmtree(path, ignore_errors=True)
             return PartitionState(partition, settings.processing, tz, store=RocksDictStore(path), track_changes=True)
-
-    elif keep_changes:
-
-        def partition_state(partition: int) -> PartitionState:
-            return PartitionState(partition, settings.processing, tz, track_changes=True)
 
     return Processor(
         settings.processing,

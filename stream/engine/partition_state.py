@@ -26,7 +26,8 @@ into a fresh partition state, on any worker, to rebuild an equal one:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from datetime import UTC, tzinfo
 from typing import Any
 
@@ -183,3 +184,13 @@ class PartitionState:
 
     def close(self) -> None:
         self.store.close()
+
+
+PartitionStateFactory = Callable[[int], PartitionState]
+
+
+def in_memory_states(
+    settings: ProcessingSettings, tz: tzinfo = UTC, track_changes: bool = False
+) -> PartitionStateFactory:
+    """Builds each partition's state in memory (the file replay's; the Kafka worker's keep their changes)."""
+    return functools.partial(PartitionState, settings=settings, tz=tz, track_changes=track_changes)

@@ -36,7 +36,7 @@ import hashlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, Protocol
@@ -63,7 +63,7 @@ from stream.core.contract import Event, event_to_dict, parse_event
 from stream.core.errors import DeadLetterReason, InvalidMessage
 from stream.core.logs import where
 from stream.core.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
-from stream.engine.partition_state import PartitionState
+from stream.engine.partition_state import PartitionState, PartitionStateFactory, in_memory_states
 from stream.engine.settings import ProcessingSettings
 from stream.engine.stage_clock import StageClock
 
@@ -106,9 +106,6 @@ def decision_id_for(event_id: str) -> tuple[str, int]:
     return "d-" + digest[:12].hex(), int.from_bytes(digest[8:16], "big")
 
 
-PartitionStateFactory = Callable[[int], PartitionState]
-
-
 @dataclass(slots=True)
 class _Step:
     record: SourceRecord
@@ -140,7 +137,7 @@ class Processor:
         self.seed = seed
         self.tz = tz
         # builds a partition's state the first time one of its records arrives (the worker's keeps changes)
-        self.partition_state = partition_state or (lambda p: PartitionState(p, settings, tz))
+        self.partition_state = partition_state or in_memory_states(settings, tz)
         self.partitions: dict[int, PartitionState] = {}
         self.learners = dict(learners) if learners is not None else make_learners(seed)
         self.model_snapshot = model_snapshot

@@ -122,6 +122,19 @@ def partition_for_key(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def group_committed_total(settings: KafkaSettings) -> int | None:
+    """The group's committed offsets on the clickstream topic, summed over partitions; None while the group
+    coordinator cannot answer (it is still loading after a start)."""
+    admin = KafkaAdminClient(**settings.client_options())
+    try:
+        offsets = admin.list_group_offsets(settings.group_id).get(settings.group_id, {})
+    except KafkaError:
+        return None
+    finally:
+        admin.close()
+    return sum(o.offset for tp, o in offsets.items() if tp.topic == settings.clickstream_topic)
+
+
 def make_producer(settings: KafkaSettings, **extra: Any) -> KafkaProducer:
     return KafkaProducer(
         **settings.client_options(),

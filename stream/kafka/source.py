@@ -150,8 +150,9 @@ class KafkaSource:
             self._read.pop(tp, None)
             self._processed.pop(tp, None)
             self._uncommitted.pop(tp, None)
-        self.start_offsets(pending)
-        resume_at = self.restore({tp: self.consumer.committed(tp) for tp in pending})
+        committed = {tp: self.consumer.committed(tp) for tp in pending}
+        self._note_starts(committed)
+        resume_at = self.restore(committed)
         for tp, offset in resume_at.items():
             self.consumer.seek(tp, offset)
             self._processed[tp] = offset  # at-least-once: the state already holds what lies before
@@ -360,11 +361,14 @@ class KafkaSource:
         tps = list(partitions) or [
             TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic) or ())
         ]
-        committed = {tp: self.consumer.committed(tp) for tp in tps}
+        return self._note_starts({tp: self.consumer.committed(tp) for tp in tps})
+
+    def _note_starts(self, committed: Mapping[TopicPartition, int | None]) -> dict[TopicPartition, int | None]:
+        """Record where each partition starts given the group's ``committed`` offsets (None: from the first)."""
         first = self.consumer.beginning_offsets([tp for tp, off in committed.items() if off is None])
-        starts = {tp: first[tp] if off is None else off for tp, off in committed.items()}
+        starts: dict[TopicPartition, int] = {tp: first[tp] if off is None else off for tp, off in committed.items()}
         self._started.update(starts)
-        return starts
+        return dict(starts)
 
     def lag(self) -> int:
         """Messages behind the newest the broker reported (fetch responses' highwater marks) on the assigned

@@ -3,16 +3,14 @@ to their events by the broker's append times."""
 
 from __future__ import annotations
 
-import uuid
-
-from bench.benchmark import _fresh_topics, _with_kafka
+from bench.benchmark import fresh_topics
 from bench.latency import bench_latency
 
 
 def test_the_latency_bench_measures_decisions_from_a_separate_traffic_process(kafka_settings, tmp_path):
     base = kafka_settings.model_copy(update={"state_dir": tmp_path / "state", "metrics_port": None})
     # topics the bench creates itself, stamped by the broker (LogAppendTime)
-    settings = _fresh_topics(_with_kafka(base, partitions=1), f"latency-{uuid.uuid4().hex[:8]}")
+    settings = fresh_topics(base, "latency", partitions=1)
     result = bench_latency(settings, rate=200.0, duration_s=6.0, users=2_000, warmup_s=4.0)
     assert result["events_sent"] > 1_000  # counted in the traffic process and handed back
     assert result["decisions_measured"] > 0

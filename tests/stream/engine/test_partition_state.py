@@ -12,21 +12,20 @@ import random
 
 import orjson
 from factories import MINUTE, T0, event, processor, settings, simulated_events
-from kafka.partitioner.default import murmur2
 
 from bandits.factory import make_policy
 from models.behaviour.features import FEATURE_NAMES
 from stream.core.records import OutputKind, SourceRecord
 from stream.engine.partition_state import PartitionState
 from stream.engine.processor import Processor
+from stream.kafka.clients import partition_for_key
 
 HOUR = 60 * MINUTE
 PARTITIONS = 4
 
 
 def partition_of(user_id: str, partitions: int = PARTITIONS) -> int:
-    """Kafka's default partitioner for a keyed record (murmur2 of the key)."""
-    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
+    return partition_for_key(user_id.encode(), partitions)
 
 
 def partitioned(events: list[dict]) -> dict[int, list[SourceRecord]]:
