@@ -17,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from stream.core.lessons import Shareable
+
 
 @dataclass(frozen=True, slots=True)
 class Choice:
@@ -29,8 +31,9 @@ class Choice:
 
 
 @runtime_checkable
-class Policy(Protocol):
-    """Choose an offer with its propensity; learn from its reward; snapshot and restore."""
+class Policy(Shareable, Protocol):
+    """Choose an offer with its propensity; learn from its reward; share what it learned with a fleet (lessons,
+    :mod:`stream.core.lessons`); snapshot and restore."""
 
     name: str
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from bandits.base import Choice, sample_choice
+from stream.core.lessons import LessonMismatch
 
 
 class _Unlearning:
@@ -17,6 +18,12 @@ class _Unlearning:
         self, context: Mapping[str, float], offer: str, reward: float, propensity: float, converted: bool | None = None
     ) -> None:
         return None
+
+    def lesson(self) -> None:
+        return None
+
+    def fold(self, lesson: Mapping[str, Any]) -> None:
+        raise LessonMismatch(f"a lesson of {lesson.get('policy')!r} for a policy that learns nothing")
 
     def snapshot(self) -> dict[str, Any]:
         return {}

@@ -38,6 +38,11 @@ makes the prior purchase probability under each offer the snapshot's price model
 offer's terms, which the posterior then corrects; without a snapshot the term is 0 and the prior is flat.
 Forgetting is by rewards received: each reward ages the posterior by ``γ = 2^(−1/forget_half_life)`` (see
 :mod:`bandits.linear_model`), so after a drift old evidence fades and uncertainty returns.
+
+A fleet shares the posterior (:mod:`stream.core.lessons`): a lesson is the data statistics of the rewards since
+the last one, with the offers in the order of their columns; folding one ages the posterior by ``γ`` per reward
+in it and adds them, each offer's columns put where this posterior keeps that offer (workers meet offers in
+different orders). Exact: the statistics are sums.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import numpy as np
 from bandits.base import Choice
 from bandits.context import DEFAULT_CONTEXT, DEFAULT_LIFT_CONTEXT, ContextEncoder, offer_values
 from bandits.linear_model import LinearPosterior
+from stream.core.lessons import Lesson, LessonMismatch
 
 WARM_START = {"arm:buy_snapshot": 1.0}
 VALUE_KEY = "margin_value"
@@ -115,6 +121,7 @@ class LinearArms:
         self._blocks: dict[str, int] = {}  # offer -> index of its lift block (or intercept), in order of first sight
         self._shared = 0  # columns of the attribute-interaction blocks (``lift_by``), allocated at first sight
         self._rewards = 0
+        self._lesson_rewards = 0
 
     @property
     def version(self) -> str:
@@ -186,8 +193,56 @@ class LinearArms:
             if values is not None:
                 row *= values[0]
         self._rewards += 1
+        self._lesson_rewards += 1
         self._posterior.decay(self._gamma)
         self._posterior.update(row, y)
+
+    def _layout(self) -> list[Any]:
+        return [list(self.context), list(self.lift_context), self.value_key, list(self.lift_by), self.target]
+
+    def lesson(self) -> Lesson | None:
+        if not self._lesson_rewards:
+            return None
+        data = self._posterior.take_lesson()
+        lesson = {
+            "policy": self.name,
+            "layout": self._layout(),
+            "rewards": self._lesson_rewards,
+            "offers": sorted(self._blocks, key=self._blocks.__getitem__),
+            "shared": self._shared,
+            "a": data["a"].tolist(),
+            "xr": data["xr"].tolist(),
+            "rr": data["rr"],
+            "n": data["n"],
+        }
+        self._lesson_rewards = 0
+        return lesson
+
+    def fold(self, lesson: Mapping[str, Any]) -> None:
+        if lesson.get("policy") != self.name or lesson.get("layout") != self._layout():
+            raise LessonMismatch(
+                f"a lesson of {lesson.get('policy')!r} with layout {lesson.get('layout')} is not for this "
+                f"{self.name!r} policy with layout {self._layout()}"
+            )
+        offers = list(lesson["offers"])
+        self._design({}, offers)  # the offers this posterior has not met yet get their columns (prior alone)
+        start, per_offer = self._base.dim, 1 if self.lift_by else self._lift.dim
+        fixed = start + int(lesson["shared"])  # the context's and the attribute blocks' columns: the same layout
+        index = list(range(fixed))
+        for offer in offers:
+            block = start + self._shared + self._blocks[offer] * per_offer
+            index.extend(range(block, block + per_offer))
+        rewards = int(lesson["rewards"])
+        self._posterior.fold(
+            self._gamma**rewards,
+            np.asarray(lesson["a"], dtype=float),
+            np.asarray(lesson["xr"], dtype=float),
+            float(lesson["rr"]),
+            float(lesson["n"]),
+            rewards,
+            np.asarray(index, dtype=int),
+        )
+        self._rewards += rewards
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -228,3 +283,4 @@ class LinearArms:
             self._design({}, state["offers"])
         self._posterior.restore(state["posterior"])
         self._rewards = int(state["rewards"])
+        self._lesson_rewards = 0

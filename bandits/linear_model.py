@@ -18,6 +18,13 @@ re-injected as
 pseudo-observations, one axis per update in rotation (each a rank-one update), so the prior keeps weight ``λ`` in
 the steady state. At any moment the posterior is the exact conjugate posterior of the decayed data plus the
 pseudo-observations injected so far; what is still owed (at most ``d`` updates' worth) is not yet counted.
+:meth:`LinearPosterior.settled` counts it: the decayed data plus the whole prior.
+
+**Lessons (a fleet's shared posterior).** Beside the factor the posterior keeps the data's statistics since the
+last lesson (``Σ w x xᵀ``, ``Σ w r x``, ``Σ w r²``, ``Σ w``, decayed like the rest): :meth:`take_lesson` hands them
+over and :meth:`fold` adds another worker's, after ageing by the lesson's forgetting. The statistics are sums,
+so a posterior that learned one half of a stream and folded the other half's lesson settles to exactly the
+posterior of the whole (the re-factorisation is one Cholesky decomposition, O(d³), per fold).
 
 >>> import numpy as np
 >>> post = LinearPosterior(dim=2, prior_precision=1.0, prior_shape=2.0, prior_scale=1.0)
@@ -43,6 +50,9 @@ NORMAL_DOF = 30.0  # above this many degrees of freedom the Student-t predictive
 class LinearPosterior:
     """The posterior: factor ``R``, sufficient statistics, and the cached mean."""
 
+    _lesson_a: np.ndarray  # the data's statistics since the last lesson (see _start_lesson)
+    _lesson_xr: np.ndarray
+
     def __init__(
         self,
         dim: int,
@@ -66,6 +76,7 @@ class LinearPosterior:
         self._axis = 0  # next axis to re-inject
         self.updates = 0
         self._eye = np.eye(dim)  # qr_insert's Q (it does not overwrite it): built when the dimension changes
+        self._start_lesson()
         self._refresh()
 
     # -- reading -------------------------------------------------------------------------------------
@@ -102,6 +113,10 @@ class LinearPosterior:
         self._xr = np.concatenate([self._xr, lam * mean0])
         self._rr += lam * float(mean0 @ mean0)
         self._owed = np.concatenate([self._owed, np.zeros(extra)])
+        lesson_a = np.zeros((dim, dim))
+        lesson_a[: self.dim, : self.dim] = self._lesson_a
+        self._lesson_a = lesson_a
+        self._lesson_xr = np.concatenate([self._lesson_xr, np.zeros(extra)])
         self.prior_mean = np.concatenate([self.prior_mean, mean0])
         self.dim = dim
         self._eye = np.eye(dim)
@@ -117,6 +132,10 @@ class LinearPosterior:
         self._rr *= factor
         self._n *= factor
         self._owed = factor * self._owed + (1.0 - factor) * self._lam
+        self._lesson_a *= factor
+        self._lesson_xr *= factor
+        self._lesson_rr *= factor
+        self._lesson_n *= factor
 
     def update(self, x: np.ndarray, reward: float, weight: float = 1.0) -> None:
         """Learn one observation: re-inject one axis of owed prior, then the rank-one update with ``x``."""
@@ -128,12 +147,52 @@ class LinearPosterior:
             self._rr += owed * float(self.prior_mean[k]) ** 2
             self._owed[k] = 0.0
         self._axis = (k + 1) % self.dim
-        self._add_row(np.sqrt(weight) * np.asarray(x, dtype=float))
+        x = np.asarray(x, dtype=float)
+        self._add_row(np.sqrt(weight) * x)
         self._xr += weight * reward * x
         self._rr += weight * reward * reward
         self._n += weight
+        self._lesson_a += weight * np.outer(x, x)
+        self._lesson_xr += weight * reward * x
+        self._lesson_rr += weight * reward * reward
+        self._lesson_n += weight
         self.updates += 1
         self._refresh()
+
+    # -- sharing -------------------------------------------------------------------------------------
+    def _start_lesson(self) -> None:
+        self._lesson_a = np.zeros((self.dim, self.dim))
+        self._lesson_xr = np.zeros(self.dim)
+        self._lesson_rr = 0.0
+        self._lesson_n = 0.0
+
+    def take_lesson(self) -> dict[str, Any]:
+        """The data's statistics since the last lesson (``a`` = Σ w x xᵀ, ``xr``, ``rr``, ``n``), and start anew."""
+        lesson = {"a": self._lesson_a, "xr": self._lesson_xr, "rr": self._lesson_rr, "n": self._lesson_n}
+        self._start_lesson()
+        return lesson
+
+    def fold(
+        self, factor: float, a: np.ndarray, xr: np.ndarray, rr: float, n: float, updates: int, index: np.ndarray
+    ) -> None:
+        """Age by ``factor``, then add another posterior's lesson whose coefficient ``j`` is this one's
+        ``index[j]``: the precision by one Cholesky decomposition of ``RᵀR + a``, the moments by addition."""
+        self.decay(factor)
+        precision = self._r.T @ self._r
+        precision[np.ix_(index, index)] += a
+        self._r = np.linalg.cholesky(precision).T.copy()
+        self._xr[index] += xr
+        self._rr += rr
+        self._n += n
+        self.updates += updates
+        self._refresh()
+
+    def settled(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """(precision, Σ w r x, Σ w r², Σ w) with the prior owed back counted in: the decayed data plus the whole
+        prior, whatever the order in which the owed prior mass was re-injected."""
+        owed = self._owed
+        precision = self._r.T @ self._r + np.diag(owed)
+        return precision, self._xr + owed * self.prior_mean, self._rr + float(owed @ self.prior_mean**2), self._n
 
     def _add_row(self, row: np.ndarray) -> None:
         _, r = qr_insert(self._eye, self._r, row, self.dim, which="row", check_finite=False)
@@ -169,6 +228,7 @@ class LinearPosterior:
         self._owed = np.asarray(state["owed"], dtype=float)
         self._axis = int(state["axis"])
         self.updates = int(state["updates"])
+        self._start_lesson()
         self._refresh()
 
 

@@ -14,7 +14,9 @@ who bought under each offer*, given the first cart:
 * the cart itself until ``min_purchases`` purchases were seen (no evidence, no correction), and never less than
   ``floor`` × the cart (a regression extrapolated to a cart it has not seen can dip below what is already in it);
 * forgetting: each purchase ages every fit by ``2^(−1/half_life)``, so after a shift in how orders grow the old
-  evidence fades over ``half_life`` purchases.
+  evidence fades over ``half_life`` purchases;
+* shared by a fleet (:mod:`stream.core.lessons`): a lesson is the normal equations of the purchases since the
+  last one; folding ages every fit by ``γ`` per purchase in it and adds them (exact).
 
 >>> model = OrderValueModel(min_purchases=10)
 >>> for cart in (20.0, 40.0, 60.0, 80.0) * 100:
@@ -29,10 +31,12 @@ who bought under each offer*, given the first cart:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+
+from stream.core.lessons import Lesson
 
 TERMS = 3
 RIDGE = 1e-3  # keeps the pooled fit solvable before the carts vary
@@ -64,6 +68,12 @@ class OrderValueModel:
         self._pooled = (np.zeros((TERMS, TERMS)), np.zeros(TERMS))
         self._per: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._betas: dict[str, np.ndarray] | None = None  # cached fits, dropped at each purchase
+        self._start_lesson()
+
+    def _start_lesson(self) -> None:
+        self._lesson_purchases = 0
+        self._lesson_pooled = (np.zeros((TERMS, TERMS)), np.zeros(TERMS))
+        self._lesson_per: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def learn(self, offer: str, cart: float, order: float) -> None:
         """One purchase under ``offer``: the cart at the decision and the order placed."""
@@ -71,13 +81,45 @@ class OrderValueModel:
             raise ValueError(f"cart {cart!r} and order {order!r} must be positive numbers")
         x = order_terms(cart)
         self._per.setdefault(offer, (np.zeros((TERMS, TERMS)), np.zeros(TERMS)))
-        for a, b in (self._pooled, *self._per.values()):
-            a *= self._gamma
-            b *= self._gamma
-        for a, b in (self._pooled, self._per[offer]):
+        self._lesson_per.setdefault(offer, (np.zeros((TERMS, TERMS)), np.zeros(TERMS)))
+        self._age(self._gamma, (self._pooled, *self._per.values(), self._lesson_pooled, *self._lesson_per.values()))
+        for a, b in (self._pooled, self._per[offer], self._lesson_pooled, self._lesson_per[offer]):
             a += np.outer(x, x)
             b += order * x
         self.purchases += 1
+        self._lesson_purchases += 1
+        self._betas = None
+
+    @staticmethod
+    def _age(factor: float, fits: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+        if factor < 1.0:
+            for a, b in fits:
+                a *= factor
+                b *= factor
+
+    def lesson(self) -> Lesson | None:
+        """The normal equations (pooled and per offer) of the purchases since the last lesson."""
+        if not self._lesson_purchases:
+            return None
+        lesson = {
+            "purchases": self._lesson_purchases,
+            "pooled": [self._lesson_pooled[0].tolist(), self._lesson_pooled[1].tolist()],
+            "offers": {o: [a.tolist(), b.tolist()] for o, (a, b) in sorted(self._lesson_per.items())},
+        }
+        self._start_lesson()
+        return lesson
+
+    def fold(self, lesson: Mapping[str, Any]) -> None:
+        """Age every fit by ``γ`` per purchase in the lesson, then add its normal equations."""
+        purchases = int(lesson["purchases"])
+        self._age(self._gamma**purchases, (self._pooled, *self._per.values()))
+        for (a, b), (more_a, more_b) in [(self._pooled, lesson["pooled"])] + [
+            (self._per.setdefault(o, (np.zeros((TERMS, TERMS)), np.zeros(TERMS))), ab)
+            for o, ab in lesson["offers"].items()
+        ]:
+            a += np.asarray(more_a, dtype=float)
+            b += np.asarray(more_b, dtype=float)
+        self.purchases += purchases
         self._betas = None
 
     def _fits(self) -> dict[str, np.ndarray]:
@@ -111,3 +153,4 @@ class OrderValueModel:
         self._pooled = (np.array(state["pooled"][0], float), np.array(state["pooled"][1], float))
         self._per = {o: (np.array(a, float), np.array(b, float)) for o, (a, b) in state["offers"].items()}
         self._betas = None
+        self._start_lesson()

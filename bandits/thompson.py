@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from bandits.base import Choice, sample_choice, with_floor
+from stream.core.lessons import Lesson, LessonMismatch
 
 
 @dataclass(slots=True)
@@ -44,6 +45,20 @@ class NormalInverseGamma:
         self.strength = strength
         self.shape += 0.5
         self.n += 1
+
+    def fold(self, n: float, total: float, squares: float) -> None:
+        """Learn ``n`` observations at once from their sum and sum of squares: the same posterior as ``n`` calls
+        of :meth:`update` (the conjugate batch update)."""
+        if n <= 0:
+            return
+        mean = total / n
+        spread = max(squares - n * mean * mean, 0.0)  # Σ (x − x̄)²
+        strength = self.strength + n
+        self.scale += 0.5 * spread + self.strength * n * (mean - self.mean) ** 2 / (2.0 * strength)
+        self.mean = (self.strength * self.mean + total) / strength
+        self.strength = strength
+        self.shape += 0.5 * n
+        self.n += int(n)
 
     def mean_spread(self) -> float:
         """Scale of the Student-t posterior of the mean (its degrees of freedom are 2α)."""
@@ -75,6 +90,7 @@ class ConjugateThompson:
         self.prior_scale = prior_scale
         self._posteriors: dict[str, NormalInverseGamma] = {}
         self._updates = 0
+        self._since: dict[str, list[float]] = {}  # per offer, since the last lesson: count, Σ reward, Σ reward²
 
     @property
     def version(self) -> str:
@@ -105,8 +121,27 @@ class ConjugateThompson:
     def update(
         self, context: Mapping[str, float], offer: str, reward: float, propensity: float, converted: bool | None = None
     ) -> None:
-        self._posterior(offer).update(float(reward))
+        x = float(reward)
+        self._posterior(offer).update(x)
         self._updates += 1
+        since = self._since.setdefault(offer, [0.0, 0.0, 0.0])
+        since[0] += 1.0
+        since[1] += x
+        since[2] += x * x
+
+    def lesson(self) -> Lesson | None:
+        """Each offer's count, sum and sum of squares of the rewards since the last lesson (exact to fold)."""
+        if not self._since:
+            return None
+        since, self._since = self._since, {}
+        return {"policy": self.name, "offers": since}
+
+    def fold(self, lesson: Mapping[str, Any]) -> None:
+        if lesson.get("policy") != self.name:
+            raise LessonMismatch(f"a lesson of {lesson.get('policy')!r} is not for the {self.name!r} policy")
+        for offer, (n, total, squares) in sorted(lesson["offers"].items()):
+            self._posterior(offer).fold(n, total, squares)
+            self._updates += int(n)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -117,3 +152,4 @@ class ConjugateThompson:
     def restore(self, state: Mapping[str, Any]) -> None:
         self._updates = int(state["updates"])
         self._posteriors = {o: NormalInverseGamma(**p) for o, p in state["posteriors"].items()}
+        self._since = {}

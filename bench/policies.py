@@ -64,6 +64,7 @@ from stream.app.settings import Settings, load_settings
 from stream.core.records import Output, OutputKind, SourceRecord
 from stream.engine.processor import Processor
 from stream.io.file_sink import ArchiveSink
+from stream.kafka.clients import partition_for_key
 from stream.simulator import Simulation, closed_loop_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,18 +131,73 @@ class NightlyJob:
         return {"nights": self.nights, "promoted": self.promoted, "train_s": round(self.train_s, 1)}
 
 
+class Fleet:
+    """Several cores sharing one shop's traffic as workers of one consumer group do: each shopper's events go to
+    the core that owns the shopper's partition (Kafka's partitioner on the user id, ``PARTITIONS`` partitions
+    dealt round-robin). With ``share_s`` the cores swap lessons (:mod:`stream.core.lessons`, through JSON as
+    over the model topic) every ``share_s`` seconds of event time; without, each learns from its own share."""
+
+    PARTITIONS = 12
+
+    def __init__(self, cores: Sequence[Processor], share_s: float | None) -> None:
+        self.cores = list(cores)
+        self.deciders = [decider(core) for core in self.cores]
+        self.share_ms = None if share_s is None else int(share_s * 1000)
+        self.next_share: int | None = None
+        self.lessons = 0
+
+    def decide(self, event: dict[str, Any]) -> tuple[str, str] | None:
+        ts = int(event["ts"])
+        if self.share_ms is not None:
+            if self.next_share is None:
+                self.next_share = ts + self.share_ms
+            while ts >= self.next_share:
+                self.share()
+                self.next_share += self.share_ms
+        partition = partition_for_key(str(event["user_id"]).encode(), self.PARTITIONS)
+        return self.deciders[partition % len(self.cores)](event)
+
+    def share(self) -> None:
+        lessons = [core.lesson() for core in self.cores]
+        for i, lesson in enumerate(lessons):
+            if lesson is None:
+                continue
+            sent = orjson.loads(orjson.dumps(lesson))
+            self.lessons += 1
+            for j, core in enumerate(self.cores):
+                if j != i:
+                    core.fold(sent)
+
+
 def closed_loop(
-    scenario: str, days: float, users: int, seed: int, policy: str, nightly: bool = False, **knobs: Any
+    scenario: str,
+    days: float,
+    users: int,
+    seed: int,
+    policy: str,
+    nightly: bool = False,
+    workers: int = 1,
+    share_s: float | None = None,
+    **knobs: Any,
 ) -> dict[str, Any]:
     """One closed-loop run of ``policy``: expected and realised profit, the oracle's, the best fixed offer's;
-    with ``nightly``, the nightly retrain and the snapshot swap in the loop (:class:`NightlyJob`)."""
+    with ``nightly``, the nightly retrain and the snapshot swap in the loop (:class:`NightlyJob`); with
+    ``workers`` > 1, that many cores share the traffic (:class:`Fleet`), swapping lessons every ``share_s``."""
     with tempfile.TemporaryDirectory(prefix="offerstream-bench-policies-") as tmp:
         workdir = Path(tmp) if nightly else None
         settings = shop_settings(seed, policy, archive=None if workdir is None else workdir / "archive", **knobs)
-        core = build_processor(settings)
+        cores = [build_processor(settings) for _ in range(workers)]
+        core = cores[0]
         sim = Simulation(scenario, days=days, users=users, seed=seed, closed_loop=True)
+        if workers > 1 and nightly:
+            raise ValueError("the nightly job runs with one core")
         job = None if workdir is None else NightlyJob(core, settings, workdir, sim.start_ms, sim.end_ms, seed)
-        decide = decider(core) if job is None else decider(core, before=job.before, after=job.after)
+        fleet = Fleet(cores, share_s) if workers > 1 else None
+        decide: Callable[[dict[str, Any]], tuple[str, str] | None]
+        if fleet is not None:
+            decide = fleet.decide
+        else:
+            decide = decider(core) if job is None else decider(core, before=job.before, after=job.after)
         shown: list[str] = []
 
         def record(event: dict[str, Any]) -> tuple[str, str] | None:
@@ -160,9 +216,12 @@ def closed_loop(
     fixed = loop["fixed_profit"]
     best = max(fixed, key=lambda o: fixed[o])
     late = shown[2 * len(shown) // 3 :]
-    realised = sum(v for k, v in core.counters.items() if k.startswith("reward_cents.")) / 100
+    realised = sum(v for c in cores for k, v in c.counters.items() if k.startswith("reward_cents.")) / 100
     return {
         "policy": policy if policy != "fixed" else f"fixed:{knobs['fixed_offer']}",
+        "workers": workers,
+        "share_s": share_s,
+        "lessons": 0 if fleet is None else fleet.lessons,
         "decisions": loop["decided"],
         "chosen_profit": loop["chosen_profit"],
         "oracle_profit": loop["oracle_profit"],
@@ -265,6 +324,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--nightly", action="store_true", help="the nightly retrain and snapshot swap in the loop (~30 min a run)"
     )
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        default=2,
+        help="also run the first policy as this many workers sharing the traffic, with and without sharing "
+        "lessons (0: not)",
+    )
+    parser.add_argument("--share-s", type=float, default=1.0, help="seconds of event time between lessons")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="closed-loop runs in parallel")
     parser.add_argument("--out", type=Path, default=REPO / ".run" / "bench" / "policies.json")
     args = parser.parse_args(argv)
@@ -293,6 +360,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for p in policies
         }
         by_scenario = {scenario: [runs[scenario, p].result() for p in policies] for scenario in scenarios}
+        fleets = {
+            (scenario, share): pool.submit(
+                closed_loop, scenario, args.days, args.users, args.seed, policies[0],
+                workers=args.fleet, share_s=share,
+            )
+            for scenario in scenarios
+            for share in (args.share_s, None)
+            if args.fleet > 1
+        }  # fmt: skip
         fixed = {
             scenario: pool.submit(
                 closed_loop, scenario, args.days, args.users, args.seed, "fixed",
@@ -302,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         }  # fmt: skip
         for scenario in scenarios:
             by_scenario[scenario].append(fixed[scenario].result())
+        fleet_runs = {key: run.result() for key, run in fleets.items()}
     for scenario in scenarios:
         nightly = ", nightly retrain in the loop" if args.nightly else ""
         print(f"== closed loop: {scenario}, {args.days:g} days, {args.users} shoppers, seed {args.seed}{nightly}")
@@ -313,6 +390,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 f"  late discount_15 {100 * r['late_discount_15_share']:4.1f}%  ({r['seconds']:.0f} s)"
             )
         result["closed_loop"][scenario] = by_scenario[scenario]
+        if args.fleet > 1:
+            one = by_scenario[scenario][0]
+            shared, apart = fleet_runs[scenario, args.share_s], fleet_runs[scenario, None]
+            result.setdefault("fleet", {})[scenario] = fleet = {
+                "policy": policies[0],
+                "workers": args.fleet,
+                "share_s": args.share_s,
+                "one_worker_profit": one["chosen_profit"],
+                "sharing_profit": shared["chosen_profit"],
+                "apart_profit": apart["chosen_profit"],
+                "sharing_over_one": round(shared["chosen_profit"] / one["chosen_profit"], 4),
+                "apart_over_one": round(apart["chosen_profit"] / one["chosen_profit"], 4),
+                "lessons": shared["lessons"],
+                "runs": {"sharing": shared, "apart": apart},
+            }
+            print(
+                f"  one brain ({policies[0]}, {args.fleet} workers, shoppers dealt by partition): one worker "
+                f"{one['chosen_profit']:.0f}; {args.fleet} sharing lessons every {args.share_s:g} s of event time "
+                f"{shared['chosen_profit']:.0f} ({fleet['sharing_over_one']:.4f}× one worker, {shared['lessons']} "
+                f"lessons); {args.fleet} apart {apart['chosen_profit']:.0f} ({fleet['apart_over_one']:.4f}×)"
+            )
     write_results(args.out, result)
     return result
 

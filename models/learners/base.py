@@ -25,11 +25,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from river import drift, preprocessing
 
+from stream.core.lessons import Lesson, LessonMismatch, Shareable
+
 PICKLE_PROTOCOL = 5
 
 
 @runtime_checkable
-class OnlineLearner(Protocol):
+class OnlineLearner(Shareable, Protocol):
     """Learn one example as its label resolves; predict one score; snapshot and restore."""
 
     name: str
@@ -156,10 +158,13 @@ class RiverLearner:
     """
 
     name: str
+    _n: int
+    _n_at_lesson: int  # examples learned (or folded in) when the last lesson was taken
 
     def _start(self, drift_delta: float) -> None:
         self._drift = DriftMonitor(delta=drift_delta)
         self._n = 0
+        self._reset_lessons()
 
     @property
     def version(self) -> str:
@@ -183,6 +188,33 @@ class RiverLearner:
         self._set_learned(unpack(state["state"]))
         self._drift.restore(state["drift"])
         self._n = int(state["n_learned"])
+        self._reset_lessons()
+
+    # -- sharing (stream.core.lessons) ---------------------------------------------------------------
+    def lesson(self) -> Lesson | None:
+        """What was learned since the last lesson: the examples' count and each River object's part."""
+        n = self._n - self._n_at_lesson
+        if n <= 0:
+            return None
+        self._n_at_lesson = self._n
+        return {"learner": self.name, "n": n, **self._lesson_parts()}
+
+    def fold(self, lesson: Mapping[str, Any]) -> None:
+        if lesson.get("learner") != self.name:
+            raise LessonMismatch(f"a lesson of {lesson.get('learner')!r} is not for the {self.name!r} learner")
+        self._fold_parts(lesson)
+        self._n += int(lesson["n"])
+        self._n_at_lesson += int(lesson["n"])
+
+    def _reset_lessons(self) -> None:
+        """Start keeping lessons from the River objects as they are now (after building or restoring them)."""
+        self._n_at_lesson = self._n
+
+    def _lesson_parts(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _fold_parts(self, lesson: Mapping[str, Any]) -> None:
+        raise NotImplementedError
 
     def _params(self) -> dict[str, Any]:
         raise NotImplementedError

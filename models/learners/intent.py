@@ -40,6 +40,7 @@ from models.learners.base import (
     logit,
     scaled,
 )
+from models.learners.lessons import ScalerLesson, WeightsLesson
 
 
 class IntentLearner(RiverLearner):
@@ -88,6 +89,7 @@ class IntentLearner(RiverLearner):
         x = clean(x)
         self._drift.update(log_loss(self._proba(x), label), ts_ms)
         self._scaler.learn_one(x)
+        self._scaler_lesson.learn(x)
         self._model.learn_one(scaled(self._scaler, x), label, w=weight)
         self._n += 1
 
@@ -97,6 +99,19 @@ class IntentLearner(RiverLearner):
 
     def _proba(self, x: dict[str, float]) -> float:
         return float(self._model.predict_proba_one(scaled(self._scaler, x))[True])
+
+    def _reset_lessons(self) -> None:
+        super()._reset_lessons()
+        self._scaler_lesson = ScalerLesson()
+        self._weights_lesson = WeightsLesson(self._model)
+
+    def _lesson_parts(self) -> dict[str, Any]:
+        return {"scaler": self._scaler_lesson.take(), "model": self._weights_lesson.take(self._model)}
+
+    def _fold_parts(self, lesson: Mapping[str, Any]) -> None:
+        if lesson["scaler"]:
+            ScalerLesson.fold(self._scaler, lesson["scaler"])
+        self._weights_lesson.fold(self._model, lesson["model"])
 
     def _learned(self) -> tuple[Any, ...]:
         return (self._scaler, self._model)

@@ -50,6 +50,7 @@ from models.learners.base import (
     logit,
     scaled,
 )
+from models.learners.lessons import MeanLesson, ScalerLesson, WeightsLesson
 
 OFFER_SHARE = "offer_share"
 OFFER_FLAT = "offer_flat"
@@ -103,8 +104,10 @@ class PriceSensitivityLearner(RiverLearner):
         context, share, flat = _split(x)
         self._drift.update(log_loss(self._purchase(context, share, flat), label), ts_ms)
         self._scaler.learn_one(context)
+        self._scaler_lesson.learn(context)
         capped = min(max(float(weight), 0.0), self.max_weight)
         self._mean_weight.update(capped)
+        self._mean_lesson.learn(capped)
         mean = self._mean_weight.get()
         w = capped / mean if mean > 0.0 else 1.0
         self._model.learn_one(_design(scaled(self._scaler, context), share, flat), label, w=w)
@@ -127,6 +130,26 @@ class PriceSensitivityLearner(RiverLearner):
     def _purchase(self, context: dict[str, float], share: float, flat: float) -> float:
         z = _design(scaled(self._scaler, context), share, flat)
         return float(self._model.predict_proba_one(z)[True])
+
+    def _reset_lessons(self) -> None:
+        super()._reset_lessons()
+        self._scaler_lesson = ScalerLesson()
+        self._mean_lesson = MeanLesson()
+        self._weights_lesson = WeightsLesson(self._model)
+
+    def _lesson_parts(self) -> dict[str, Any]:
+        return {
+            "scaler": self._scaler_lesson.take(),
+            "mean_weight": self._mean_lesson.take(),
+            "model": self._weights_lesson.take(self._model),
+        }
+
+    def _fold_parts(self, lesson: Mapping[str, Any]) -> None:
+        if lesson["scaler"]:
+            ScalerLesson.fold(self._scaler, lesson["scaler"])
+        if lesson["mean_weight"]:
+            MeanLesson.fold(self._mean_weight, lesson["mean_weight"])
+        self._weights_lesson.fold(self._model, lesson["model"])
 
     def _learned(self) -> tuple[Any, ...]:
         return (self._scaler, self._model, self._mean_weight)

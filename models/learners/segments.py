@@ -17,6 +17,15 @@ Deviations from calling ``river.cluster.KMeans`` as is:
   order (River sums over a set, whose order of string keys changes between processes); a new feature's
   initial coordinates (River's seeded draws) are drawn in the order the features arrive.
 
+Shared by a fleet (:mod:`stream.core.lessons`): the scaler's statistics merge exactly; the centres' moves since
+the last lesson are added to the other workers' centres (approximate, measured). Segment ids mean the same on
+every worker only if the centres started from the same seeding: a lesson names the seeding its moves are
+relative to (its *basis*: a digest of the seeded centres and the examples learned when it was made) and carries
+the centres as they are. A worker still warming up adopts them (and learns its buffer into them); two workers
+that seeded at the same time keep the seeding made after fewer examples (ties: the smaller digest), so a
+worker that joins an established fleet and seeds on its own gives way; moves relative to another basis are not
+folded.
+
 The drift monitor sees the distance from each vector to its nearest centre before learning it, as the root
 mean square per feature in scaled units ``d``, squashed to ``d / (1 + d)`` in [0, 1): it rises when shoppers
 stop looking like any segment.
@@ -33,14 +42,19 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from river import cluster, preprocessing
 
 from models.learners.base import RiverLearner, clean, scaled
+from models.learners.lessons import CentresLesson, ScalerLesson
+
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
 class _StableKMeans(cluster.KMeans):
@@ -97,6 +111,7 @@ class SegmentLearner(RiverLearner):
         self.warmup = warmup
         self.drift_delta = drift_delta
         self._buffer: list[dict[str, float]] | None = []  # raw vectors until the centres are seeded, then None
+        self._basis: dict[str, Any] | None = None  # the seeding the centres grew from (None: not seeded, or unknown)
         self._scaler = preprocessing.StandardScaler()
         self._kmeans = _StableKMeans(n_clusters=n_clusters, halflife=halflife, mu=0.0, sigma=1.0, seed=seed)
         self._start(drift_delta)
@@ -109,6 +124,7 @@ class SegmentLearner(RiverLearner):
         self._n += 1
         if self._buffer is not None:
             self._scaler.learn_one(x)
+            self._scaler_lesson.learn(x)
             self._buffer.append(x)
             if len(self._buffer) >= self.warmup:
                 self._seed_centers(self._buffer)
@@ -120,6 +136,7 @@ class SegmentLearner(RiverLearner):
         rms = math.sqrt(d2 / dims)
         self._drift.update(rms / (1.0 + rms), ts_ms)
         self._scaler.learn_one(x)
+        self._scaler_lesson.learn(x)
         self._kmeans.learn_one(scaled(self._scaler, x))
 
     def _seed_centers(self, raw: list[dict[str, float]]) -> None:
@@ -143,8 +160,54 @@ class SegmentLearner(RiverLearner):
         for center, pick in zip(self._kmeans.centers.values(), picks, strict=True):
             center.clear()
             center.update({k: pick.get(k, 0.0) for k in keys})
+        seeded = self.centers()
+        self._basis = {"n": self._n, "id": hashlib.sha256(orjson.dumps(seeded, option=_SORTED)).hexdigest()[:16]}
+        self._centres_lesson.reset(seeded)
         for z in zs:
             self._kmeans.learn_one(z)
+
+    # -- sharing -------------------------------------------------------------------------------------
+    def _reset_lessons(self) -> None:
+        super()._reset_lessons()
+        self._scaler_lesson = ScalerLesson()
+        self._centres_lesson = CentresLesson(self._kmeans.centers)
+
+    def _lesson_parts(self) -> dict[str, Any]:
+        seeded = self._buffer is None
+        return {
+            "scaler": self._scaler_lesson.take(),
+            "basis": self._basis if seeded else None,
+            "centres": {str(c): centre for c, centre in self.centers().items()} if seeded else None,
+            "moves": self._centres_lesson.take(self._kmeans.centers) if seeded else None,
+        }
+
+    def _fold_parts(self, lesson: Mapping[str, Any]) -> None:
+        if lesson["scaler"]:
+            ScalerLesson.fold(self._scaler, lesson["scaler"])
+        basis = lesson["basis"]
+        if basis is None:
+            return
+        if (
+            self._buffer is not None
+        ):  # still warming up: the fleet's segments, and this worker's buffer learned into them
+            self._adopt(basis, lesson["centres"])
+            for x in self._buffer:
+                self._kmeans.learn_one(scaled(self._scaler, x))
+            self._buffer = None
+        elif basis == self._basis or self._basis is None:
+            self._basis = basis
+            self._centres_lesson.fold(self._kmeans.centers, lesson["moves"])
+        elif (basis["n"], basis["id"]) < (self._basis["n"], self._basis["id"]):
+            self._adopt(
+                basis, lesson["centres"]
+            )  # the fleet's older seeding wins; this worker's moves since are dropped
+
+    def _adopt(self, basis: Mapping[str, Any], centres: Mapping[str, Mapping[str, float]]) -> None:
+        for c, center in self._kmeans.centers.items():
+            center.clear()
+            center.update(centres[str(c)])
+        self._basis = dict(basis)
+        self._centres_lesson.reset(self._kmeans.centers)
 
     def predict_one(self, x: Mapping[str, float]) -> float:
         """The id of the nearest segment (0 .. n_clusters − 1) as a float."""
@@ -155,10 +218,11 @@ class SegmentLearner(RiverLearner):
         return {c: dict(center) for c, center in self._kmeans.centers.items()}
 
     def _learned(self) -> tuple[Any, ...]:
-        return (self._scaler, self._kmeans, self._buffer)
+        return (self._scaler, self._kmeans, self._buffer, self._basis)
 
     def _set_learned(self, learned: tuple[Any, ...]) -> None:
-        self._scaler, self._kmeans, self._buffer = learned
+        self._scaler, self._kmeans, self._buffer = learned[:3]
+        self._basis = learned[3] if len(learned) > 3 else None  # checkpoints before lessons: basis unknown
 
     def _params(self) -> dict[str, Any]:
         return {

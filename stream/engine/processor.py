@@ -61,6 +61,7 @@ from models.learners.factory import make_learners
 from models.learners.price_sensitivity import OFFER_FLAT, OFFER_SHARE
 from stream.core.contract import Event, event_to_dict, parse_event
 from stream.core.errors import DeadLetterReason, InvalidMessage
+from stream.core.lessons import Lesson, LessonMismatch
 from stream.core.logs import where
 from stream.core.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
 from stream.engine.partition_state import PartitionState, PartitionStateFactory, in_memory_states
@@ -503,6 +504,41 @@ class Processor:
     @property
     def open_decisions(self) -> int:
         return sum(len(p.ledger) for p in self.partitions.values())
+
+    # -- the fleet's one brain (stream.core.lessons) ---------------------------------------------------
+    def lesson(self) -> Lesson | None:
+        """What every learner of this core learned since the last lesson (the policy's, the order values', the
+        River learners'), or None when none learned anything."""
+        parts: Lesson = {}
+        policy = self.policy.lesson()
+        if policy is not None:
+            parts["policy"] = policy
+        if self.order_values is not None and (orders := self.order_values.lesson()) is not None:
+            parts["order_values"] = orders
+        learners = {name: lesson for name, learner in sorted(self.learners.items()) if (lesson := learner.lesson())}
+        if learners:
+            parts["learners"] = learners
+        return parts or None
+
+    def adopt_learners(self, other: Processor) -> None:
+        """Take ``other``'s learners (policy, order values, River learners) in place of this core's own."""
+        self.policy = other.policy
+        self.order_values = other.order_values
+        self.learners = other.learners
+        self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
+
+    def fold(self, lesson: Mapping[str, Any]) -> None:
+        """Learn another worker's lesson; a part for a learner this core does not run is an error
+        (:class:`LessonMismatch`: the fleet's settings differ), before anything is folded."""
+        unknown = sorted(set(lesson.get("learners", {})) - set(self.learners))
+        if unknown or ("order_values" in lesson and self.order_values is None):
+            raise LessonMismatch(f"a lesson for learners this worker does not run: {unknown or ['order_values']}")
+        if "policy" in lesson:
+            self.policy.fold(lesson["policy"])
+        if "order_values" in lesson and self.order_values is not None:
+            self.order_values.fold(lesson["order_values"])
+        for name, part in sorted(lesson.get("learners", {}).items()):
+            self.learners[name].fold(part)
 
     def snapshot(self, partitions: bool = True) -> dict[str, Any]:
         """Everything the core has learned and holds (learners as base64 in JSON; see the checkpoint); without

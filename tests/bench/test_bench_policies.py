@@ -42,3 +42,25 @@ def test_closed_loop_reports_the_nightly_job_and_cleans_up() -> None:
     r = closed_loop("stationary", 2, 1500, 5, "linear_thompson", nightly=True)
     assert r["nightly"]["nights"] == 1 and r["decisions"] > 0
     assert "nightly" not in closed_loop("stationary", 1, 300, 5, "uniform")
+
+
+def test_the_fleet_closed_loop_deals_shoppers_to_workers_that_swap_lessons() -> None:
+    shared = closed_loop("stationary", 2, 1500, 5, "linear_thompson", workers=2, share_s=1.0)
+    apart = closed_loop("stationary", 2, 1500, 5, "linear_thompson", workers=2, share_s=None)
+    assert shared["workers"] == apart["workers"] == 2
+    assert shared["lessons"] > 0 and apart["lessons"] == 0
+    assert shared["decisions"] > 0 and apart["decisions"] > 0
+    assert shared["chosen_profit"] != apart["chosen_profit"]  # what was learned from the other worker changed choices
+
+
+def test_the_policies_bench_prints_one_worker_against_two_sharing_and_two_apart(tmp_path: Path, capsys) -> None:
+    from bench.policies import main
+
+    result = main(
+        ["--scenarios", "stationary", "--days", "1", "--users", "600", "--policies", "linear_thompson",
+         "--jobs", "2", "--out", str(tmp_path / "policies.json")]
+    )  # fmt: skip
+    fleet = result["fleet"]["stationary"]
+    assert fleet["workers"] == 2 and fleet["lessons"] > 0
+    assert fleet["sharing_over_one"] == round(fleet["sharing_profit"] / fleet["one_worker_profit"], 4)
+    assert "one brain (linear_thompson, 2 workers" in capsys.readouterr().out
