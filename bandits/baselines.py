@@ -22,6 +22,9 @@ class _Unlearning:
     def lesson(self) -> None:
         return None
 
+    def whole_lesson(self) -> None:
+        return None
+
     def fold(self, lesson: Mapping[str, Any]) -> None:
         raise LessonMismatch(f"a lesson of {lesson.get('policy')!r} for a policy that learns nothing")
 

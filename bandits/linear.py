@@ -203,20 +203,26 @@ class LinearArms:
     def lesson(self) -> Lesson | None:
         if not self._lesson_rewards:
             return None
-        data = self._posterior.take_lesson()
-        lesson = {
+        lesson = self._as_lesson(self._lesson_rewards, self._posterior.take_lesson())
+        self._lesson_rewards = 0
+        return lesson
+
+    def whole_lesson(self) -> Lesson | None:
+        return self._as_lesson(self._rewards, self._posterior.learned()) if self._rewards else None
+
+    def _as_lesson(self, rewards: int, data: Mapping[str, Any]) -> Lesson:
+        upper = np.triu_indices(self._posterior.dim)  # the precision is symmetric: its upper triangle goes
+        return {
             "policy": self.name,
             "layout": self._layout(),
-            "rewards": self._lesson_rewards,
+            "rewards": rewards,
             "offers": sorted(self._blocks, key=self._blocks.__getitem__),
             "shared": self._shared,
-            "a": data["a"].tolist(),
+            "a": data["a"][upper].tolist(),
             "xr": data["xr"].tolist(),
             "rr": data["rr"],
             "n": data["n"],
         }
-        self._lesson_rewards = 0
-        return lesson
 
     def fold(self, lesson: Mapping[str, Any]) -> None:
         if lesson.get("policy") != self.name or lesson.get("layout") != self._layout():
@@ -233,9 +239,13 @@ class LinearArms:
             block = start + self._shared + self._blocks[offer] * per_offer
             index.extend(range(block, block + per_offer))
         rewards = int(lesson["rewards"])
+        upper = np.triu_indices(len(index))
+        a = np.zeros((len(index), len(index)))
+        a[upper] = lesson["a"]
+        a.T[upper] = lesson["a"]
         self._posterior.fold(
             self._gamma**rewards,
-            np.asarray(lesson["a"], dtype=float),
+            a,
             np.asarray(lesson["xr"], dtype=float),
             float(lesson["rr"]),
             float(lesson["n"]),

@@ -187,6 +187,18 @@ class LinearPosterior:
         self.updates += updates
         self._refresh()
 
+    def learned(self) -> dict[str, Any]:
+        """The data's statistics, decayed, without the prior: what :meth:`take_lesson` would hold had it been
+        kept since the start (a posterior that knows nothing becomes this one, settled, by folding them)."""
+        precision, xr, rr, n = self.settled()
+        lam = self._lam
+        return {
+            "a": precision - np.diag(lam),
+            "xr": xr - lam * self.prior_mean,
+            "rr": rr - float(lam @ self.prior_mean**2),
+            "n": n,
+        }
+
     def settled(self) -> tuple[np.ndarray, np.ndarray, float, float]:
         """(precision, Σ w r x, Σ w r², Σ w) with the prior owed back counted in: the decayed data plus the whole
         prior, whatever the order in which the owed prior mass was re-injected."""

@@ -109,6 +109,16 @@ class OrderValueModel:
         self._start_lesson()
         return lesson
 
+    def whole_lesson(self) -> Lesson | None:
+        """Every fit's normal equations (they start at zero, so they are the whole lesson)."""
+        if not self.purchases:
+            return None
+        return {
+            "purchases": self.purchases,
+            "pooled": [self._pooled[0].tolist(), self._pooled[1].tolist()],
+            "offers": {o: [a.tolist(), b.tolist()] for o, (a, b) in sorted(self._per.items())},
+        }
+
     def fold(self, lesson: Mapping[str, Any]) -> None:
         """Age every fit by ``γ`` per purchase in the lesson, then add its normal equations."""
         purchases = int(lesson["purchases"])

@@ -136,6 +136,23 @@ class ConjugateThompson:
         since, self._since = self._since, {}
         return {"policy": self.name, "offers": since}
 
+    def whole_lesson(self) -> Lesson | None:
+        """Each offer's count, sum and sum of squares, recovered from its posterior (the conjugate update
+        inverted: the prior is known)."""
+        if not self._updates:
+            return None
+        k0, m0, b0 = self.prior_strength, self.prior_mean, self.prior_scale
+        offers = {}
+        for offer, post in sorted(self._posteriors.items()):
+            n = post.strength - k0
+            if n <= 0:
+                continue
+            total = post.mean * post.strength - k0 * m0
+            mean = total / n
+            spread = 2.0 * (post.scale - b0) - k0 * n * (mean - m0) ** 2 / (k0 + n)
+            offers[offer] = [n, total, spread + n * mean * mean]
+        return {"policy": self.name, "offers": offers}
+
     def fold(self, lesson: Mapping[str, Any]) -> None:
         if lesson.get("policy") != self.name:
             raise LessonMismatch(f"a lesson of {lesson.get('policy')!r} is not for the {self.name!r} policy")

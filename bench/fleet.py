@@ -11,6 +11,9 @@ Measured here, printed and written to ``.run/bench/fleet.json``:
    user as the state stage writes it, after a dozen events; 5 % with an open session), read back and applied
    to an empty partition state the way a worker that is assigned the partition does
    (:func:`stream.kafka.changelog.read_changelog`); ``--runs`` times, the median.
+3. **how far behind the fleet's model a worker runs**: in the two-worker runs, each worker's ``/metrics`` at
+   the end: the mean age of the other's lessons when it folded them in (taken → folded, wall clock: the
+   transaction's commit, the next batch boundary) and the mean policy updates it folded in at once.
 
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set; otherwise starts a throw-away local broker (docker/kafka/kafka.sh).
 """
@@ -19,16 +22,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.benchmark import KEEP_EVERYTHING, REPO, broker, exit_on_sigterm, fresh_topics
 from bench.machine import machine, write_results
@@ -45,8 +51,40 @@ PARTITIONS = 4
 T0 = 1_767_600_000_000
 
 
-def _fleet_pass(settings: Settings, workers: int, total: int, workdir: Path, tag: str) -> dict[str, float]:
-    """Events/s of ``workers`` worker processes in a fresh group, from the first commit to the last."""
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _lesson_lag(port: int) -> dict[str, float]:
+    """From a worker's ``/metrics``: lessons folded in, their mean age when folded (s), and the mean policy
+    updates each fold round brought (how far behind the fleet's model the worker was)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return float(samples.get((f"offerstream_{name}", tuple(sorted(labels.items()))), 0.0))
+
+    lag_n, lag_sum = value("lesson_lag_seconds_count"), value("lesson_lag_seconds_sum")
+    rounds, updates = value("fleet_behind_updates_count"), value("fleet_behind_updates_sum")
+    return {
+        "folded": value("lessons_total", outcome="folded"),
+        "lag_s_sum": lag_sum,
+        "rounds": rounds,
+        "updates_sum": updates,
+        "lag_s_mean": lag_sum / lag_n if lag_n else float("nan"),
+        "behind_updates_mean": updates / rounds if rounds else float("nan"),
+    }
+
+
+def _fleet_pass(settings: Settings, workers: int, total: int, workdir: Path, tag: str) -> dict[str, Any]:
+    """Events/s of ``workers`` worker processes in a fresh group, from the first commit to the last; with
+    several, how far behind the fleet's model they ran (their lessons' age when folded, from ``/metrics``)."""
     group = f"{settings.kafka.group_id}-{tag}-{workers}w"
     env = dict(
         os.environ,
@@ -57,14 +95,18 @@ def _fleet_pass(settings: Settings, workers: int, total: int, workdir: Path, tag
         OFFERSTREAM_KAFKA__REWARDS_TOPIC=settings.kafka.rewards_topic,
         OFFERSTREAM_KAFKA__DEAD_LETTER_TOPIC=settings.kafka.dead_letter_topic,
         OFFERSTREAM_KAFKA__GROUP_ID=group,
-        OFFERSTREAM_METRICS_PORT="0",
         OFFERSTREAM_LOG_LEVEL="WARNING",
     )
+    ports = [_free_port() for _ in range(workers)]
     measured = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"group_id": group})})
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "stream", "run"],
-            env={**env, "OFFERSTREAM_STATE_DIR": str(workdir / group / f"w{n}")},
+            env={
+                **env,
+                "OFFERSTREAM_STATE_DIR": str(workdir / group / f"w{n}"),
+                "OFFERSTREAM_METRICS_PORT": str(ports[n]),
+            },
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -85,7 +127,16 @@ def _fleet_pass(settings: Settings, workers: int, total: int, workdir: Path, tag
             time.sleep(0.05)
         assert first is not None
         seconds = max(now - first, 1e-9)
-        return {"events_per_s": (total - first_done) / seconds, "seconds": seconds}
+        lags = [_lesson_lag(port) for port in ports] if workers > 1 else []
+        folded = sum(lag["folded"] for lag in lags)
+        rounds = sum(lag["rounds"] for lag in lags)
+        return {
+            "events_per_s": (total - first_done) / seconds,
+            "seconds": seconds,
+            "lessons_folded": folded,
+            "lesson_lag_s_mean": sum(lag["lag_s_sum"] for lag in lags) / folded if folded else float("nan"),
+            "behind_updates_mean": sum(lag["updates_sum"] for lag in lags) / rounds if rounds else float("nan"),
+        }
     finally:
         for p in procs:
             p.terminate()
@@ -97,9 +148,17 @@ def bench_fleet(events: Path, settings: Settings, runs: int, workdir: Path) -> d
     ensure_topics(settings.kafka, configs=KEEP_EVERYTHING)
     total = produce_files(settings.kafka, settings.kafka.clickstream_topic, [events])
     rates: dict[int, list[float]] = {1: [], 2: []}
+    lags: list[float] = []
+    behind: list[float] = []
+    folded: list[float] = []
     for run in range(runs):
         for workers in (1, 2):
-            rates[workers].append(_fleet_pass(settings, workers, total, workdir, f"r{run}")["events_per_s"])
+            result = _fleet_pass(settings, workers, total, workdir, f"r{run}")
+            rates[workers].append(result["events_per_s"])
+            if workers == 2:
+                lags.append(result["lesson_lag_s_mean"])
+                behind.append(result["behind_updates_mean"])
+                folded.append(result["lessons_folded"])
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
     return {
         "what": f"{total} events over {PARTITIONS} partitions; a fresh group of N worker processes each run, "
@@ -111,6 +170,15 @@ def bench_fleet(events: Path, settings: Settings, runs: int, workdir: Path) -> d
         "two_workers_events_per_s": round(two),
         "two_over_one": round(two / one, 3),
         "all": {str(k): [round(v) for v in vs] for k, vs in rates.items()},
+        "lesson_lag": {
+            "what": "two workers: each lesson's age (taken → folded in by the other worker, wall clock) and the "
+            "policy updates a worker folded in at once (how far behind the fleet's model it ran), means per run",
+            "seconds_median": round(statistics.median(lags), 3),
+            "updates_behind_median": round(statistics.median(behind), 1),
+            "lessons_folded": [int(f) for f in folded],
+            "seconds_all": [round(x, 3) for x in lags],
+            "updates_behind_all": [round(x, 1) for x in behind],
+        },
     }
 
 
@@ -205,6 +273,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"fleet ({f['events']} events, {f['partitions']} partitions, {f['runs']} alternating runs, "
                 f"{m['cores']} cores shared with the broker): one worker {f['one_worker_events_per_s']} events/s, "
                 f"two workers {f['two_workers_events_per_s']} events/s ({f['two_over_one']}×; all {f['all']})"
+            )
+            lag = f["lesson_lag"]
+            print(
+                f"one brain, two workers: a lesson was {lag['seconds_median']:.3f} s old when the other worker "
+                f"folded it in, {lag['updates_behind_median']:.1f} policy updates behind the fleet's model "
+                f"(means per run, median of {f['runs']}; all {lag['seconds_all']} s, {lag['updates_behind_all']} "
+                f"updates; lessons folded {lag['lessons_folded']})"
             )
         finally:
             if broker_env is not None:

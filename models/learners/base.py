@@ -199,6 +199,9 @@ class RiverLearner:
         self._n_at_lesson = self._n
         return {"learner": self.name, "n": n, **self._lesson_parts()}
 
+    def whole_lesson(self) -> Lesson | None:
+        return {"learner": self.name, "n": self._n, **self._whole_parts()} if self._n else None
+
     def fold(self, lesson: Mapping[str, Any]) -> None:
         if lesson.get("learner") != self.name:
             raise LessonMismatch(f"a lesson of {lesson.get('learner')!r} is not for the {self.name!r} learner")
@@ -214,6 +217,9 @@ class RiverLearner:
         raise NotImplementedError
 
     def _fold_parts(self, lesson: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _whole_parts(self) -> dict[str, Any]:
         raise NotImplementedError
 
     def _params(self) -> dict[str, Any]:

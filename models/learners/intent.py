@@ -108,6 +108,12 @@ class IntentLearner(RiverLearner):
     def _lesson_parts(self) -> dict[str, Any]:
         return {"scaler": self._scaler_lesson.take(), "model": self._weights_lesson.take(self._model)}
 
+    def _whole_parts(self) -> dict[str, Any]:
+        return {
+            "scaler": ScalerLesson.whole(self._scaler),
+            "model": WeightsLesson.whole(self._model, logit(self.base_rate)),
+        }
+
     def _fold_parts(self, lesson: Mapping[str, Any]) -> None:
         if lesson["scaler"]:
             ScalerLesson.fold(self._scaler, lesson["scaler"])

@@ -38,6 +38,12 @@ class ScalerLesson:
         }
 
     @staticmethod
+    def whole(scaler: preprocessing.StandardScaler) -> dict[str, Any] | None:
+        if not scaler.counts:
+            return None
+        return {"counts": dict(scaler.counts), "means": dict(scaler.means), "vars": dict(scaler.vars)}
+
+    @staticmethod
     def fold(scaler: preprocessing.StandardScaler, lesson: Mapping[str, Any]) -> None:
         """Merge the lesson's statistics into ``scaler`` (pairwise update of count, mean and variance)."""
         counts, means, vars_ = scaler.counts, scaler.means, scaler.vars
@@ -66,6 +72,10 @@ class MeanLesson:
         return None if since.n == 0 else {"n": since.n, "mean": since.get()}
 
     @staticmethod
+    def whole(mean: stats.Mean) -> dict[str, float] | None:
+        return None if mean.n == 0 else {"n": mean.n, "mean": mean.get()}
+
+    @staticmethod
     def fold(mean: stats.Mean, lesson: Mapping[str, float]) -> None:
         mean.update(float(lesson["mean"]), w=float(lesson["n"]))  # a weighted update is the pairwise merge
 
@@ -86,6 +96,14 @@ class WeightsLesson:
         lesson = {"weights": moves, "intercept": float(model.intercept) - self.intercept}
         self.reset(model)
         return lesson
+
+    @staticmethod
+    def whole(model: linear_model.base.GLM, intercept_init: float) -> dict[str, Any]:
+        """Every move since the model was built (weights start at 0, the intercept at ``intercept_init``)."""
+        return {
+            "weights": {k: float(w) for k, w in model._weights.items()},
+            "intercept": model.intercept - intercept_init,
+        }
 
     def fold(self, model: linear_model.base.GLM, lesson: Mapping[str, Any]) -> None:
         weights = model._weights

@@ -144,6 +144,13 @@ class PriceSensitivityLearner(RiverLearner):
             "model": self._weights_lesson.take(self._model),
         }
 
+    def _whole_parts(self) -> dict[str, Any]:
+        return {
+            "scaler": ScalerLesson.whole(self._scaler),
+            "mean_weight": MeanLesson.whole(self._mean_weight),
+            "model": WeightsLesson.whole(self._model, logit(self.base_rate)),
+        }
+
     def _fold_parts(self, lesson: Mapping[str, Any]) -> None:
         if lesson["scaler"]:
             ScalerLesson.fold(self._scaler, lesson["scaler"])

@@ -181,6 +181,15 @@ class SegmentLearner(RiverLearner):
             "moves": self._centres_lesson.take(self._kmeans.centers) if seeded else None,
         }
 
+    def _whole_parts(self) -> dict[str, Any]:
+        seeded = self._buffer is None
+        return {
+            "scaler": ScalerLesson.whole(self._scaler),
+            "basis": self._basis if seeded else None,
+            "centres": {str(c): centre for c, centre in self.centers().items()} if seeded else None,
+            "moves": {} if seeded else None,
+        }
+
     def _fold_parts(self, lesson: Mapping[str, Any]) -> None:
         if lesson["scaler"]:
             ScalerLesson.fold(self._scaler, lesson["scaler"])

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "offerstream_"
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BEHIND_UPDATES_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+LESSON_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 BATCH_RECORDS_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 5000)
 
 # processor counter prefix -> (metric, label)
@@ -116,6 +118,24 @@ class WorkerMetrics:
         self.restore_behind = Gauge(
             f"{PREFIX}restore_behind_records",
             "how far the last restored partition's changelog lagged its committed input (0 when exact)",
+            registry=r,
+        )
+        self.lessons = Counter(
+            f"{PREFIX}lessons",
+            "lessons on the model topic: sent by this worker, folded in from others, refused (settings differ)",
+            ["outcome"],
+            registry=r,
+        )
+        self.lesson_lag = Histogram(
+            f"{PREFIX}lesson_lag_seconds",
+            "how old another worker's lesson was when this worker folded it in (its learners ran that far behind)",
+            buckets=LESSON_LAG_BUCKETS,
+            registry=r,
+        )
+        self.behind_updates = Histogram(
+            f"{PREFIX}fleet_behind_updates",
+            "policy updates in the other workers' lessons folded in at once (how far behind the fleet's model)",
+            buckets=BEHIND_UPDATES_BUCKETS,
             registry=r,
         )
         self.stage_seconds = Counter(

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
@@ -50,6 +51,7 @@ class Restored:
     path: Path
     offsets: Offsets = field(default_factory=dict)
     replayed: int = 0
+    fleet: dict[str, Any] | None = None  # the checkpoint's clock of the fleet's lessons (stream.app.shared_learning)
 
 
 def state_key(settings: Settings) -> bytes:
@@ -61,10 +63,15 @@ def checkpoint_path(settings: Settings) -> Path:
     return snapshot_path(settings.state_dir, settings.kafka.group_id)
 
 
-def write_checkpoint(processor: Processor, offsets: Offsets, settings: Settings) -> None:
-    """The core's state with the offsets it reflects (atomically replaces the previous checkpoint). With
-    ``state_store = "rocksdb"`` the learners only: the partitions' users may not fit in memory."""
+def write_checkpoint(
+    processor: Processor, offsets: Offsets, settings: Settings, fleet: dict[str, Any] | None = None
+) -> None:
+    """The core's state with the offsets it reflects (atomically replaces the previous checkpoint), and the
+    clock of the fleet's lessons its learners hold (``fleet``). With ``state_store = "rocksdb"`` the learners
+    only: the partitions' users may not fit in memory."""
     state = processor.snapshot(partitions=settings.state_store == "memory")
+    if fleet is not None:
+        state["fleet"] = fleet
     write_snapshot(checkpoint_path(settings), offsets_key(offsets), state, state_key(settings))
 
 
@@ -109,7 +116,7 @@ def restore_state(
     except (ValueError, KeyError, TypeError) as exc:
         log.error("checkpoint %s does not fit this configuration (%s); starting empty", path, exc)
         return build(), None
-    restored = Restored(path, {tp: current.get(tp) for tp in saved})
+    restored = Restored(path, {tp: current.get(tp) for tp in saved}, fleet=found[1].get("fleet"))
     if gaps and found[1].get("partitions") is None:
         # the checkpoint holds no partitions to replay into: the learners go on from where it was written, and
         # the partitions come back from their changelogs on assignment

@@ -42,6 +42,7 @@ from stream.app.monitoring import Health, StallReporter, WorkerMetrics, start_me
 from stream.app.partitions import PartitionStates
 from stream.app.recovery import Offsets, Restored, restore_state, write_checkpoint
 from stream.app.settings import Settings
+from stream.app.shared_learning import SharedLearning
 from stream.engine.pipeline import PipelineStats, Sink, run_pipeline
 from stream.engine.processor import Processor
 from stream.io.file_sink import ArchiveSink, TeeSink
@@ -111,6 +112,7 @@ class _Attempt:
         self.offsets: Offsets = {}  # what the core's state reflects, per partition
         self.checkpointed_at = 0
         self.partition_states: PartitionStates | None = None
+        self.learning: SharedLearning | None = None
 
     def _take_partitions(self, committed: Mapping[TopicPartition, int | None]) -> dict[TopicPartition, int]:
         """The source's hook on assignment: each owned partition's state current before it is read."""
@@ -138,8 +140,12 @@ class _Attempt:
             )
             snapshot = self.watcher.poll(clock_ms()) if self.watcher is not None else None
             self.health.tick("restoring")
-            self.processor, self.restored = restore_state(
-                lambda: build_processor(settings, snapshot, keep_changes=True), settings, source.start_offsets
+            build = lambda: build_processor(settings, snapshot, keep_changes=True)  # noqa: E731
+            self.processor, self.restored = restore_state(build, settings, source.start_offsets)
+            self.learning = SharedLearning(self.processor, build, settings.kafka, instance_id(settings), self.metrics)
+            self.learning.start(
+                self.restored.fleet if self.restored is not None else None,
+                replayed_gap=settings.state_store == "memory",
             )
             self.partition_states = PartitionStates(
                 self.processor, settings.kafka, source.consumer.assignment, self.metrics
@@ -160,6 +166,8 @@ class _Attempt:
                 transaction.producer.close()
             if source is not None:
                 source.close()
+            if self.learning is not None:
+                self.learning.close()
 
     def _consume(
         self, source: KafkaSource, sink: Sink, stop: threading.Event, on_batch: Callable[[PipelineStats], None]
@@ -173,9 +181,13 @@ class _Attempt:
         records_before = 0
         lag_at = 0.0
 
+        learning = self.learning
+        assert learning is not None
+
         def before_batch() -> None:
             nonlocal batch_started
             batch_started = time.perf_counter()
+            learning.fold_new()  # what the other workers taught since the last batch
             if self.watcher is None:
                 return
             swapped = self.watcher.poll(clock_ms())
@@ -220,7 +232,14 @@ class _Attempt:
             should_stop=stop.is_set,
             on_batch=after_batch,
             before_batch=before_batch,
+            more_outputs=lambda last: learning.outputs(final=last),
         )
+        last = learning.outputs(final=True)  # learned since the last lesson, when the stop came between batches
+        if last:
+            sink.write(last)
+            sink.flush()
+            if source.transaction is not None:
+                source.transaction.commit({}, None)
         if self._checkpoint(source, self.stats.records):
             log.info("stopped cleanly after %d records; state saved at offsets %s", self.stats.records, self.offsets)
         else:  # the state is ahead of the group's offsets: a checkpoint of it would double-count on restart
@@ -248,7 +267,9 @@ class _Attempt:
         if missing:
             self.offsets.update(source.committed_offsets(missing))
         try:
-            write_checkpoint(self.processor, self.offsets, self.settings)
+            write_checkpoint(
+                self.processor, self.offsets, self.settings, self.learning.saved() if self.learning else None
+            )
             self.metrics.checkpoints.labels("written").inc()
         except OSError as exc:
             self.metrics.checkpoints.labels(

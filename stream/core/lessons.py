@@ -41,6 +41,12 @@ class Shareable(Protocol):
         """Learn another worker's lesson (taken from a learner built with the same settings)."""
         ...
 
+    def whole_lesson(self) -> Lesson | None:
+        """Everything learned so far, as one lesson to a learner that knows nothing (None: nothing learned):
+        folded into a fresh learner it makes the same learner (how a new worker starts from the fleet's
+        model). Taking it does not start a new lesson."""
+        ...
+
 
 class LessonMismatch(OfferstreamError, ValueError):
     """A lesson from a learner of another kind or layout (another policy, other context terms): not folded."""

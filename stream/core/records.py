@@ -36,6 +36,7 @@ class OutputKind(StrEnum):
     DEAD_LETTER = "dead_letter"
     EVENT = "event"  # a valid event, as the contract gives it: only for the archive (when archiving)
     STATE_CHANGE = "state_change"  # a partition state's changelog record: raw bytes for its input partition
+    LESSON = "lesson"  # for the model topic: a worker's lesson or the fleet's model (stream.kafka.model_topic)
 
 
 @dataclass(frozen=True, slots=True)

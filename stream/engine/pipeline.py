@@ -56,8 +56,11 @@ def run_pipeline(
     on_batch: Callable[[PipelineStats], None] | None = None,
     before_batch: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    more_outputs: Callable[[bool], list[Output]] | None = None,
 ) -> PipelineStats:
-    """Run until the source is exhausted or ``should_stop()``; the last batch is always committed."""
+    """Run until the source is exhausted or ``should_stop()``; the last batch is always committed.
+    ``more_outputs(last)`` adds to each batch's outputs (the fleet's lessons; ``last``: ``should_stop()`` is
+    already true, so this batch is the last)."""
     stats = PipelineStats()
     stages = processor.clock
     started = clock()
@@ -72,6 +75,8 @@ def run_pipeline(
                 before_batch()  # e.g. swap to a newly promoted snapshot, between batches only
             outputs = processor.process_batch(batch)
             outputs += processor.changelog()  # the state it changed, in the same commit (when kept)
+            if more_outputs is not None:
+                outputs += more_outputs(should_stop())
             t = stages.now()
             sink.write(outputs)
             sink.flush()

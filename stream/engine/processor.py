@@ -36,7 +36,7 @@ import hashlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, Protocol
@@ -61,7 +61,7 @@ from models.learners.factory import make_learners
 from models.learners.price_sensitivity import OFFER_FLAT, OFFER_SHARE
 from stream.core.contract import Event, event_to_dict, parse_event
 from stream.core.errors import DeadLetterReason, InvalidMessage
-from stream.core.lessons import Lesson, LessonMismatch
+from stream.core.lessons import Lesson, LessonMismatch, Shareable
 from stream.core.logs import where
 from stream.core.records import Output, OutputKind, SourceRecord, dead_letter, iso_ms
 from stream.engine.partition_state import PartitionState, PartitionStateFactory, in_memory_states
@@ -509,13 +509,20 @@ class Processor:
     def lesson(self) -> Lesson | None:
         """What every learner of this core learned since the last lesson (the policy's, the order values', the
         River learners'), or None when none learned anything."""
+        return self._bundle(lambda learner: learner.lesson())
+
+    def whole_lesson(self) -> Lesson | None:
+        """Everything every learner learned, as one lesson to a core that knows nothing (the fleet's model)."""
+        return self._bundle(lambda learner: learner.whole_lesson())
+
+    def _bundle(self, take: Callable[[Shareable], Lesson | None]) -> Lesson | None:
         parts: Lesson = {}
-        policy = self.policy.lesson()
+        policy = take(self.policy)
         if policy is not None:
             parts["policy"] = policy
-        if self.order_values is not None and (orders := self.order_values.lesson()) is not None:
+        if self.order_values is not None and (orders := take(self.order_values)) is not None:
             parts["order_values"] = orders
-        learners = {name: lesson for name, learner in sorted(self.learners.items()) if (lesson := learner.lesson())}
+        learners = {name: lesson for name, learner in sorted(self.learners.items()) if (lesson := take(learner))}
         if learners:
             parts["learners"] = learners
         return parts or None

@@ -21,6 +21,7 @@ from kafka.partitioner.default import murmur2
 from kafka.structs import TopicPartition
 
 from stream.core.records import OutputKind, SourceRecord
+from stream.kafka.model_topic import ensure_model_topic
 from stream.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def topic_for(settings: KafkaSettings, kind: OutputKind) -> str:
         OutputKind.DECISION: settings.decisions_topic,
         OutputKind.REWARD: settings.rewards_topic,
         OutputKind.DEAD_LETTER: settings.dead_letter_topic,
+        OutputKind.LESSON: settings.learning_topic,
     }[kind]
 
 
@@ -64,7 +66,11 @@ def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
                 admin.create_topics(missing, timeout_ms=timeout_ms)
             log.info("created topics %s", [t.name for t in missing])
-        return [t.name for t in missing] + ensure_changelog(admin, settings, existing, timeout_ms)
+        return (
+            [t.name for t in missing]
+            + ensure_changelog(admin, settings, existing, timeout_ms)
+            + ensure_model_topic(admin, settings, existing, timeout_ms)
+        )
     finally:
         admin.close()
 

@@ -36,6 +36,21 @@ class KafkaSettings(BaseModel):
             "written in each batch's transaction (default: GROUP_ID.state-changelog)"
         ),
     )
+    model_topic: str | None = Field(
+        None,
+        description="the fleet's shared learning (one partition, compacted): each worker's lessons, written in its "
+        "transactions, and the fleet's model (default: GROUP_ID.model)",
+    )
+    share_every_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="seconds between a worker's lessons to the fleet; 0: one with every batch's transaction, so "
+        "no learning is lost with a worker that dies (more: fewer, larger lessons, and a dying worker takes up "
+        "to this much of its learning with it)",
+    )
+    model_every_s: float = Field(
+        60.0, gt=0.0, description="seconds between a worker's copies of the fleet's model on the model topic"
+    )
     client_id: str = Field("offerstream", description="kafka-python's client.id, in the brokers' logs and metrics")
     partitions: int = Field(3, ge=1, description="partitions of topics that offerstream creates")
     max_poll_records: int = Field(500, ge=1, description="most records one poll (one batch) takes")
@@ -114,6 +129,10 @@ class KafkaSettings(BaseModel):
     @property
     def state_changelog_topic(self) -> str:
         return self.changelog_topic or f"{self.group_id}.state-changelog"
+
+    @property
+    def learning_topic(self) -> str:
+        return self.model_topic or f"{self.group_id}.model"
 
     def client_options(self) -> dict[str, Any]:
         """Options shared by every kafka-python client (secrets revealed only here)."""

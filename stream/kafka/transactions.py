@@ -80,7 +80,8 @@ class KafkaTransaction:
         try:
             manager = self.producer._transaction_manager
             committed = {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
-            self._await(manager.send_offsets_to_transaction(committed, group_metadata), "sending offsets")
+            if committed:  # none: a transaction of outputs only (a stopping worker's last lesson)
+                self._await(manager.send_offsets_to_transaction(committed, group_metadata), "sending offsets")
             self._await(manager.begin_commit(), "commit")
         except ProducerFencedError as exc:
             self.is_open = False

@@ -163,6 +163,7 @@ def test_follows_the_shareable_protocol(subject):
 def test_nothing_learned_is_no_lesson(subject):
     learner = subject.build()
     assert learner.lesson() is None
+    assert learner.whole_lesson() is None
     for e in subject.examples(30):
         subject.teach(learner, e)
     learner.lesson()
@@ -184,6 +185,23 @@ def test_two_halves_merged_equal_the_whole(learning):
     first_half.fold(wire(second_half.lesson()))
     for merged, one in zip(learning.exact(first_half), learning.exact(whole), strict=True):
         np.testing.assert_allclose(merged, one, rtol=1e-9, atol=1e-9)
+
+
+def test_a_learner_that_knows_nothing_folds_a_whole_lesson_into_the_same_learner(learning):
+    """How a new worker starts from the fleet's model: exact for every learner, SGD weights and centres too."""
+    teacher = learning.build()
+    for i, e in enumerate(learning.examples(300)):
+        learning.teach(teacher, e)
+        if i % 70 == 0:
+            teacher.lesson()  # lessons taken along the way change nothing of the whole
+    fresh = learning.build()
+    fresh.fold(wire(teacher.whole_lesson()))
+    for x, y in zip(learning.exact(fresh), learning.exact(teacher), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-9)
+    if hasattr(teacher, "predict_one"):
+        for x in probes(50):
+            assert fresh.predict_one(x) == pytest.approx(teacher.predict_one(x), rel=1e-9, abs=1e-12)
+    assert fresh.lesson() is None  # what it folded in is nobody's new lesson
 
 
 def test_a_lesson_never_holds_what_was_folded_in(learning):

@@ -35,7 +35,9 @@ from kafka_helpers import committed_total, group_done, log_tail, start_worker, s
 from models.behaviour.features import FEATURE_NAMES
 from stream.app.build import build_processor
 from stream.app.settings import Settings
+from stream.app.shared_learning import SharedLearning
 from stream.core.records import OutputKind, SourceRecord
+from stream.engine.processor import Processor
 from stream.io.file_source import read_file
 from stream.kafka.clients import ensure_topics
 from stream.kafka.topic_files import iter_topic, produce_values
@@ -56,8 +58,9 @@ def _fleet_settings(base: Settings, tmp_path) -> Settings:
     return settings
 
 
-def _reference(settings: Settings) -> list:
-    """The clickstream as the broker holds it, through one in-process core (every partition's own state)."""
+def _reference(settings: Settings) -> tuple[list, list, Processor]:
+    """The clickstream as the broker holds it, through one in-process core (every partition's own state):
+    its decisions and rewards as a reader sees them, and the core."""
     core = build_processor(settings)
     outputs = []
     batch: list[SourceRecord] = []
@@ -69,9 +72,13 @@ def _reference(settings: Settings) -> list:
             batch = []
     outputs += core.process_batch(batch)
     as_read = [(o.kind, orjson.loads(o.value())) for o in outputs]  # through JSON, as a reader sees them
-    return [b for kind, b in as_read if kind is OutputKind.DECISION], [
-        b for kind, b in as_read if kind is OutputKind.REWARD
-    ]
+    decisions = [b for kind, b in as_read if kind is OutputKind.DECISION]
+    return decisions, [b for kind, b in as_read if kind is OutputKind.REWARD], core
+
+
+def _learned(core: Processor) -> dict[str, str]:
+    """How many examples each learner learned (their versions: the policy's rewards, each River learner's)."""
+    return {"policy": core.policy.version} | {name: learner.version for name, learner in core.learners.items()}
 
 
 def _producer_id(admin: KafkaAdminClient, transactional_id: str) -> int | None:
@@ -219,7 +226,7 @@ def test_a_changing_fleet_decides_each_event_once_with_the_users_history(tmp_pat
 
     decisions = [orjson.loads(m.value) for m in iter_topic(k, k.decisions_topic, 5.0)]
     rewards = [orjson.loads(m.value) for m in iter_topic(k, k.rewards_topic, 5.0)]
-    want_decisions, want_rewards = _reference(settings)
+    want_decisions, want_rewards, one_core = _reference(settings)
 
     ids = [d["decision_id"] for d in decisions]
     assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} decisions made twice"
@@ -242,6 +249,17 @@ def test_a_changing_fleet_decides_each_event_once_with_the_users_history(tmp_pat
     assert len(joins(want_rewards)) > 20
     assert joins(rewards) == joins(want_rewards)
 
+    # One brain: a worker starting now, with nothing on disk, takes the fleet's learners from the model topic.
+    # They learned every reward exactly once, through the kill, the lost state directory and the joins.
+    newcomer = build_processor(settings)
+    learning = SharedLearning(newcomer, lambda: build_processor(settings), k, "newcomer")
+    try:
+        how = learning.start(None, replayed_gap=False)
+    finally:
+        learning.close()
+    assert "fleet's model" in how
+    assert _learned(newcomer) == _learned(one_core)
+
     restored = sum(p.read_text().count("restored from") for p in logs.values())
     assert restored >= 1, "no partition state was restored from its changelog"
     # The broker aborts a dead worker's transaction after kafka.transaction_timeout_ms (10 s), found by a scan
@@ -250,7 +268,7 @@ def test_a_changing_fleet_decides_each_event_once_with_the_users_history(tmp_pat
     assert held_back < 45.0, f"downstream readers were held back {held_back:.0f} s by the dead worker"
     print(
         f"state store {state_store}: {n} events over {PARTITIONS} partitions, {len(got)} decisions, "
-        f"{len(joins(rewards))} purchases joined; "
+        f"{len(joins(rewards))} purchases joined; learners from the model topic: {_learned(newcomer)}; "
         f"{restored} partition states restored from the changelog; killed A with its transaction "
         f"{'open' if open_at_kill else 'never seen open'}: downstream read_committed readers held back "
         f"{held_back:.1f} s (kafka.transaction_timeout_ms={k.transaction_timeout_ms})"
