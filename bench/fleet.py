@@ -12,8 +12,9 @@ Measured here, printed and written to ``.run/bench/fleet.json``:
    to an empty partition state the way a worker that is assigned the partition does
    (:func:`stream.kafka.changelog.read_changelog`); ``--runs`` times, the median.
 3. **how far behind the fleet's model a worker runs**: in the two-worker runs, each worker's ``/metrics`` at
-   the end: the mean age of the other's lessons when it folded them in (taken → folded, wall clock: the
-   transaction's commit, the next batch boundary) and the mean policy updates it folded in at once.
+   the end: the age of the other's lessons when it folded them in (taken → folded, wall clock: the
+   transaction's commit, the next batch boundary) and the policy updates it folded in at once; medians (and the
+   lag's p90) over both workers' folds, estimated from the histograms' buckets.
 
 Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set; otherwise starts a throw-away local broker (docker/kafka/kafka.sh).
 """
@@ -57,9 +58,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _lesson_lag(port: int) -> dict[str, float]:
-    """From a worker's ``/metrics``: lessons folded in, their mean age when folded (s), and the mean policy
-    updates each fold round brought (how far behind the fleet's model the worker was)."""
+def _lesson_lag(port: int) -> dict[str, Any]:
+    """From a worker's ``/metrics``: lessons folded in, and the histograms of their age when folded (s) and of
+    the policy updates each fold round brought (how far behind the fleet's model the worker was)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -70,16 +71,36 @@ def _lesson_lag(port: int) -> dict[str, float]:
     def value(name: str, **labels: str) -> float:
         return float(samples.get((f"offerstream_{name}", tuple(sorted(labels.items()))), 0.0))
 
-    lag_n, lag_sum = value("lesson_lag_seconds_count"), value("lesson_lag_seconds_sum")
-    rounds, updates = value("fleet_behind_updates_count"), value("fleet_behind_updates_sum")
+    def buckets(name: str) -> dict[float, float]:
+        return {float(dict(labels)["le"]): v for (n, labels), v in samples.items() if n == f"offerstream_{name}_bucket"}
+
     return {
+        "lag_buckets": buckets("lesson_lag_seconds"),
+        "behind_buckets": buckets("fleet_behind_updates"),
         "folded": value("lessons_total", outcome="folded"),
-        "lag_s_sum": lag_sum,
-        "rounds": rounds,
-        "updates_sum": updates,
-        "lag_s_mean": lag_sum / lag_n if lag_n else float("nan"),
-        "behind_updates_mean": updates / rounds if rounds else float("nan"),
     }
+
+
+def _quantile(q: float, histograms: list[dict[float, float]]) -> float:
+    """The ``q`` quantile of summed cumulative histograms, interpolated within its bucket as Prometheus'
+    ``histogram_quantile`` does (an estimate: it is as fine as the buckets)."""
+    total: dict[float, float] = {}
+    for h in histograms:
+        for le, count in h.items():
+            total[le] = total.get(le, 0.0) + count
+    bounds = sorted(total)
+    if not bounds or total[bounds[-1]] == 0:
+        return float("nan")
+    rank = q * total[bounds[-1]]
+    below, lower = 0.0, 0.0
+    for le in bounds:
+        if total[le] >= rank:
+            if le == float("inf"):
+                return lower
+            inside = total[le] - below
+            return lower + (le - lower) * ((rank - below) / inside if inside else 1.0)
+        below, lower = total[le], le
+    return lower
 
 
 def _fleet_pass(settings: Settings, workers: int, total: int, workdir: Path, tag: str) -> dict[str, Any]:
@@ -128,14 +149,13 @@ def _fleet_pass(settings: Settings, workers: int, total: int, workdir: Path, tag
         assert first is not None
         seconds = max(now - first, 1e-9)
         lags = [_lesson_lag(port) for port in ports] if workers > 1 else []
-        folded = sum(lag["folded"] for lag in lags)
-        rounds = sum(lag["rounds"] for lag in lags)
         return {
             "events_per_s": (total - first_done) / seconds,
             "seconds": seconds,
-            "lessons_folded": folded,
-            "lesson_lag_s_mean": sum(lag["lag_s_sum"] for lag in lags) / folded if folded else float("nan"),
-            "behind_updates_mean": sum(lag["updates_sum"] for lag in lags) / rounds if rounds else float("nan"),
+            "lessons_folded": sum(lag["folded"] for lag in lags),
+            "lesson_lag_s_median": _quantile(0.5, [lag["lag_buckets"] for lag in lags]),
+            "lesson_lag_s_p90": _quantile(0.9, [lag["lag_buckets"] for lag in lags]),
+            "behind_updates_median": _quantile(0.5, [lag["behind_buckets"] for lag in lags]),
         }
     finally:
         for p in procs:
@@ -149,6 +169,7 @@ def bench_fleet(events: Path, settings: Settings, runs: int, workdir: Path) -> d
     total = produce_files(settings.kafka, settings.kafka.clickstream_topic, [events])
     rates: dict[int, list[float]] = {1: [], 2: []}
     lags: list[float] = []
+    p90s: list[float] = []
     behind: list[float] = []
     folded: list[float] = []
     for run in range(runs):
@@ -156,8 +177,9 @@ def bench_fleet(events: Path, settings: Settings, runs: int, workdir: Path) -> d
             result = _fleet_pass(settings, workers, total, workdir, f"r{run}")
             rates[workers].append(result["events_per_s"])
             if workers == 2:
-                lags.append(result["lesson_lag_s_mean"])
-                behind.append(result["behind_updates_mean"])
+                lags.append(result["lesson_lag_s_median"])
+                p90s.append(result["lesson_lag_s_p90"])
+                behind.append(result["behind_updates_median"])
                 folded.append(result["lessons_folded"])
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
     return {
@@ -172,8 +194,10 @@ def bench_fleet(events: Path, settings: Settings, runs: int, workdir: Path) -> d
         "all": {str(k): [round(v) for v in vs] for k, vs in rates.items()},
         "lesson_lag": {
             "what": "two workers: each lesson's age (taken → folded in by the other worker, wall clock) and the "
-            "policy updates a worker folded in at once (how far behind the fleet's model it ran), means per run",
+            "policy updates a worker folded in at once (how far behind the fleet's model it ran); per run the "
+            "median (and p90) over both workers' folds, estimated from their histograms; the median run",
             "seconds_median": round(statistics.median(lags), 3),
+            "seconds_p90": round(statistics.median(p90s), 3),
             "updates_behind_median": round(statistics.median(behind), 1),
             "lessons_folded": [int(f) for f in folded],
             "seconds_all": [round(x, 3) for x in lags],
@@ -276,10 +300,10 @@ def main(argv: list[str] | None = None) -> None:
             )
             lag = f["lesson_lag"]
             print(
-                f"one brain, two workers: a lesson was {lag['seconds_median']:.3f} s old when the other worker "
-                f"folded it in, {lag['updates_behind_median']:.1f} policy updates behind the fleet's model "
-                f"(means per run, median of {f['runs']}; all {lag['seconds_all']} s, {lag['updates_behind_all']} "
-                f"updates; lessons folded {lag['lessons_folded']})"
+                f"one brain, two workers: a lesson was {lag['seconds_median']:.2f} s old when the other worker "
+                f"folded it in (p90 {lag['seconds_p90']:.2f} s), {lag['updates_behind_median']:.0f} policy updates "
+                f"behind the fleet's model (medians of the folds, median run of {f['runs']}; all "
+                f"{lag['seconds_all']} s, {lag['updates_behind_all']} updates; lessons folded {lag['lessons_folded']})"
             )
         finally:
             if broker_env is not None:

@@ -70,6 +70,7 @@ class SharedLearning:
         self.folded = 0
         self.refused = 0
         self.changed = False  # learned or folded something since the last model was written
+        self.started_ms = 0
 
     # -- start ---------------------------------------------------------------------------------------
     def start(self, saved: dict[str, Any] | None, replayed_gap: bool) -> str:
@@ -112,12 +113,17 @@ class SharedLearning:
             by = f"{fleet.model.worker}'s model and " if fleet.model is not None else ""
             how = f"the fleet's model ({by}{len(fleet.lessons)} lessons after it)"
         log.info("learners from %s; clock %s", how, self.clock)
-        now = self.clock_ms()
+        now = self.started_ms = self.clock_ms()
         self.next_share = now + self.share_every_ms
         self.next_model = now + self.model_every_ms
         return how
 
     # -- running -------------------------------------------------------------------------------------
+    def caught_up(self) -> None:
+        """The worker (re)starts consuming now (after a start or a rebalance): lessons taken before are catch-up,
+        not counted in how far behind it runs."""
+        self.started_ms = self.clock_ms()
+
     def fold_new(self) -> int:
         """Fold the lessons the other workers committed since the last call; returns how many."""
         folded = 0
@@ -128,12 +134,14 @@ class SharedLearning:
                 continue
             if self._fold(r):
                 folded += 1
-                behind += _updates(r.lesson)
-                if self.metrics is not None:
+                # how far behind a running worker is: lessons taken before it (re)started consuming are catch-up
+                if self.metrics is not None and r.taken_ms >= self.started_ms:
+                    behind += _updates(r.lesson)
                     self.metrics.lesson_lag.observe(max(0, now - r.taken_ms) / 1000)
         if folded and self.metrics is not None:
             self.metrics.lessons.labels("folded").inc(folded)
-            self.metrics.behind_updates.observe(behind)
+            if behind:
+                self.metrics.behind_updates.observe(behind)
         return folded
 
     def _fold(self, r: ModelRecord) -> bool:

@@ -118,7 +118,10 @@ class _Attempt:
         """The source's hook on assignment: each owned partition's state current before it is read."""
         assert self.partition_states is not None, "the core is built before the first poll"
         self.health.tick("restoring")
-        return self.partition_states(committed)
+        resume_at = self.partition_states(committed)
+        if self.learning is not None:
+            self.learning.caught_up()  # what the others taught while this worker was not consuming is catch-up
+        return resume_at
 
     def run(self, stop: threading.Event, on_batch: Callable[[PipelineStats], None]) -> None:
         settings = self.settings
