@@ -100,12 +100,18 @@ class SharedLearning:
         else:
             fresh = self.build()
             self.clock = {}
-            if fleet.model is not None:
-                fresh.fold(fleet.model.lesson)
-                self.clock = dict(fleet.model.clock)
-            for r in fleet.lessons:
-                fresh.fold(r.lesson)
+            refused: list[str] = []
+            model = fleet.model
+            if model is not None and _folds(fresh, model.lesson, refused, f"the model of {model.worker}"):
+                self.clock = dict(model.clock)
+            for r in fleet.lessons if fleet.model is None or self.clock else fleet.all_lessons:
+                _folds(fresh, r.lesson, refused, f"lesson {r.seq} of {r.worker}")
                 self.clock[r.worker] = max(self.clock.get(r.worker, 0), r.seq)
+            if refused:  # e.g. the fleet's policy or context changed: what no longer fits is left out
+                self.refused += len(refused)
+                log.error(
+                    "%d records of the model topic do not fit this worker's settings, e.g. %s", len(refused), refused[0]
+                )
             fresh.lesson()  # folded in, nobody's new lesson
             self.processor.adopt_learners(fresh)
             if mine:
@@ -189,6 +195,15 @@ class SharedLearning:
 
     def close(self) -> None:
         self.reader.close()
+
+
+def _folds(core: Processor, lesson: dict[str, Any], refused: list[str], what: str) -> bool:
+    try:
+        core.fold(lesson)
+    except (LessonMismatch, KeyError, TypeError, ValueError) as exc:
+        refused.append(f"{what}: {exc}")
+        return False
+    return True
 
 
 def _updates(lesson: dict[str, Any]) -> int:

@@ -150,3 +150,22 @@ def test_a_running_worker_folds_the_others_lessons_and_refuses_what_it_cannot_fo
         assert metrics.lesson_lag._sum.get() < 30
     finally:
         learning.close()
+
+
+def test_a_fleets_model_of_other_settings_is_left_out_at_start_and_the_lessons_that_fit_are_folded(
+    kafka_settings, events
+):
+    """The shop changed its policy: the old model no longer fits; the workers start without it."""
+    a, whole = build_processor(kafka_settings), build_processor(kafka_settings)
+    _teach(a, events[:2000])
+    _teach(whole, events[:2000])
+    stale = {"policy": {"policy": "linucb", "rewards": 1}}
+    _publish(
+        kafka_settings,
+        ModelRecord("model", "old", 5, 0, stale, {"old": 5}),
+        ModelRecord("lesson", "a", 1, 0, a.lesson()),
+    )
+    core, learning, how = _starting(kafka_settings, "b")
+    assert "fleet's model" in how and learning.refused == 1
+    assert learning.clock == {"a": 1}
+    assert _versions(core) == _versions(whole)
