@@ -23,6 +23,12 @@ every simulated midnight the nightly retrain (recency sample, XGBoost, gate) wri
 snapshot is swapped into the core as the worker's registry watcher does. Each night replays the archive to
 rebuild its features, so a 60-day run takes about half an hour.
 
+**Several workers** (``--fleet 2``, the default; 0: not). The first policy also runs as that many cores sharing
+the shop's traffic as the workers of one consumer group do (:class:`Fleet`: each shopper's events to the core
+that owns the shopper's partition), once swapping lessons every ``--share-s`` seconds of event time (the one
+brain, :mod:`stream.core.lessons`, through JSON as over the model topic) and once not; printed beside the one
+worker's profit, as ratios to it.
+
 **Cost per decision.** Decision contexts logged by a short replay (the worker's own features and scores, 5
 offers, the default context of ``len(DEFAULT_CONTEXT)`` terms) go through each policy's ``choose`` (with a
 per-decision seeded generator, as in the worker) and ``update``; beside them the River learners' cost per
