@@ -12,8 +12,10 @@ committed offset of its partition:
 * the states of partitions the worker no longer owns are flushed and dropped.
 
 A rebuilt state that reflects input beyond the committed offset (at-least-once: the changelog is flushed before
-the offsets commit) resumes reading after what it holds; one that reflects less (its changelog was lost, or the
-partition was processed before changelogs existed) is used as it is, with a warning and the gap as a metric.
+the offsets commit) resumes reading after what it holds. One that reflects less is first waited for: the group's
+offsets can show the previous owner's last transaction before the changelog does (its markers land one partition
+at a time, see :mod:`stream.kafka.changelog`). Still behind after that (its changelog was lost, or the partition
+was processed before changelogs existed), it is used as it is, with a warning and the gap as a metric.
 """
 
 from __future__ import annotations
@@ -82,7 +84,14 @@ class PartitionStates:
 
         for p in partitions:
             processor.partition(p)  # an empty state, even when its changelog holds nothing
-        report = read_changelog(self.settings, partitions, apply)
+
+        def current(partition: int) -> bool:
+            start, held = committed[partition], processor.partition(partition).next_offset
+            return start is None or (held is not None and held >= start)
+
+        report = read_changelog(self.settings, partitions, apply, reached=current)
+        for p, waited in sorted(report.waited.items()):
+            log.info("partition %d: waited %.2f s at the changelog's end for the committed offset's state", p, waited)
         self.metrics.restore_records.inc(report.total)
         self.metrics.restore_seconds.inc(report.seconds)
         resume_at: dict[int, int] = {}
