@@ -43,6 +43,12 @@ def processor(**overrides: Any) -> Processor:
     return Processor(s.processing, make_policy(s.policy), seed=s.seed)
 
 
+def learned(core: Processor) -> dict[str, str]:
+    """How many examples each learner of ``core`` learned (the versions ``name@count``: the policy's rewards, each
+    River learner's examples): equal for two cores that learned the same examples, each once."""
+    return {"policy": core.policy.version} | {name: learner.version for name, learner in core.learners.items()}
+
+
 def simulated_events(scenario: str, days: float, users: int, seed: int) -> list[dict[str, Any]]:
     """Every event of a short open-loop simulation, in order."""
     from stream.simulator import Simulation

@@ -7,7 +7,7 @@ import time
 
 import orjson
 import pytest
-from factories import simulated_events
+from factories import learned, simulated_events
 
 from stream.app.build import build_processor
 from stream.app.monitoring import WorkerMetrics
@@ -20,10 +20,6 @@ from stream.kafka.model_topic import ModelRecord
 from stream.kafka.sink import KafkaSink
 
 pytestmark = pytest.mark.kafka
-
-
-def _versions(core: Processor) -> dict[str, str]:
-    return {"policy": core.policy.version} | {name: learner.version for name, learner in core.learners.items()}
 
 
 def _partition(event: dict) -> int:
@@ -82,7 +78,7 @@ def test_a_new_worker_starts_from_the_fleets_model_and_the_lessons_after_it(kafk
     core, learning, how = _starting(kafka_settings, "c")
     assert "fleet's model" in how and "1 lessons after it" in how
     assert learning.clock == {"a": 1, "b": 2}
-    assert _versions(core) == _versions(whole)  # every example learned once, none twice
+    assert learned(core) == learned(whole)  # every example learned once, none twice
     assert core.lesson() is None  # what it started from is nobody's new lesson
 
 
@@ -122,7 +118,7 @@ def test_a_checkpoint_of_learners_only_catches_up_from_its_own_lessons(kafka_set
     finally:
         learning.close()
     assert how == "the checkpoint (1 own lessons since, folded)"
-    assert _versions(core) == _versions(whole)
+    assert learned(core) == learned(whole)
 
 
 def test_a_running_worker_folds_the_others_lessons_and_refuses_what_it_cannot_fold(kafka_settings, events):
@@ -145,7 +141,7 @@ def test_a_running_worker_folds_the_others_lessons_and_refuses_what_it_cannot_fo
             time.sleep(0.1)
         assert (learning.folded, learning.refused) == (1, 1)
         assert learning.clock == {"b": 1, "c": 1}
-        assert _versions(core) == _versions(whole)
+        assert learned(core) == learned(whole)
         assert metrics.lessons.labels("folded")._value.get() == 1
         assert metrics.lesson_lag._sum.get() < 30
     finally:
@@ -168,4 +164,4 @@ def test_a_fleets_model_of_other_settings_is_left_out_at_start_and_the_lessons_t
     core, learning, how = _starting(kafka_settings, "b")
     assert "fleet's model" in how and learning.refused == 1
     assert learning.clock == {"a": 1}
-    assert _versions(core) == _versions(whole)
+    assert learned(core) == learned(whole)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from factories import settings, simulated_events
+from factories import learned, settings, simulated_events
 
 from stream.app.build import build_processor
 from stream.core.lessons import LessonMismatch
@@ -15,10 +15,6 @@ from stream.kafka.clients import partition_for_key
 
 def _wire(lesson):
     return orjson.loads(orjson.dumps(lesson))
-
-
-def _versions(core: Processor) -> dict[str, str]:
-    return {"policy": core.policy.version} | {name: learner.version for name, learner in core.learners.items()}
 
 
 def _run(cores: list[Processor], events: list[dict], share_every: int | None) -> None:
@@ -48,10 +44,10 @@ def test_cores_that_swap_lessons_have_each_learned_from_every_reward():
     fleet = [build_processor(settings()) for _ in range(2)]
     _run(fleet, events, share_every=300)
     assert one.policy.version.endswith(tuple("123456789"))  # it learned something
-    assert _versions(fleet[0]) == _versions(fleet[1]) == _versions(one)
+    assert learned(fleet[0]) == learned(fleet[1]) == learned(one)
     apart = [build_processor(settings()) for _ in range(2)]
     _run(apart, events, share_every=None)
-    assert _versions(apart[0]) != _versions(one)
+    assert learned(apart[0]) != learned(one)
 
 
 def test_a_core_that_learned_nothing_has_no_lesson():
