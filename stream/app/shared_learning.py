@@ -3,9 +3,9 @@
 Every ``kafka.share_every_s`` (wall clock; 0: every batch) the core's lesson (:mod:`stream.core.lessons`) goes
 to the model topic (:mod:`stream.kafka.model_topic`) in the batch's transaction, and every
 ``kafka.model_every_s`` the fleet's model as this worker holds it (everything learned, and the clock of the
-lessons in it). Between batches the worker reads what the others committed and folds their lessons in. The
-worker's *clock* says, for every worker, the last lesson folded in (its own: the last it wrote); it goes into
-the checkpoint.
+lessons in it). Between batches (and after an empty poll) the worker reads what the others committed and folds
+their lessons in. The worker's *clock* says, for every worker, the last lesson folded in (its own: the last it
+wrote); it goes into the checkpoint.
 
 At start (:meth:`SharedLearning.start`), after the checkpoint restored the core (:mod:`stream.app.recovery`):
 

@@ -200,7 +200,9 @@ class _Attempt:
         def after_batch(stats: PipelineStats) -> None:
             nonlocal alarms, batch_started, records_before, lag_at
             self.health.tick("consuming", records=stats.records)
-            if batch_started is not None:  # a batch went through (poll to commit)
+            if batch_started is None:  # an empty poll: an idle worker keeps up with the fleet all the same
+                learning.fold_new()
+            else:  # a batch went through (poll to commit)
                 metrics.batch_seconds.observe(time.perf_counter() - batch_started)
                 metrics.batch_records.observe(stats.records - records_before)
                 metrics.last_batch.set(time.time())

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from factories import records
 from kafka_helpers import free_port, run_until_consumed, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from stream.app.build import build_processor
 from stream.io.file_source import read_file
+from stream.kafka.model_topic import ModelRecord
+from stream.kafka.sink import KafkaSink
 from stream.kafka.topic_files import iter_topic, produce_values
 from stream.simulator import simulate_to_file
 
@@ -27,12 +31,24 @@ def test_metrics_and_health_during_a_run(tmp_path, kafka_settings):
     produce_values(settings.kafka, settings.kafka.clickstream_topic, values)
 
     seen = {}
+    other = build_processor(settings)  # another worker of the fleet, which learned from the same shop
+    other.process_batch(records(values[:2000]))
+
+    def folded() -> float:
+        samples = _scrape(port)["offerstream_lessons"]
+        return sum(s.value for s in samples if s.name.endswith("_total") and s.labels["outcome"] == "folded")
 
     def scrape_while_running() -> None:
         wait_for(lambda: _scrape(port)["offerstream_consumer_lag"][0].value == 0, timeout=30, what="lag 0")
         seen["metrics"] = _scrape(port)
         health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.status == 200 and json.loads(health.read())["state"] == "consuming"
+        # nothing left to read: an idle worker still folds what the rest of the fleet learns
+        sink = KafkaSink(settings.kafka)
+        sink.write([ModelRecord("lesson", "other", 1, 0, other.lesson()).output()])
+        sink.flush()
+        sink.close()
+        wait_for(lambda: folded() == 1, timeout=30, what="the other worker's lesson folded by the idle worker")
 
     run_until_consumed(settings, len(values), while_running=scrape_while_running)
     got = seen["metrics"]
