@@ -21,5 +21,6 @@ class WorkerFenced(OfferstreamError):
     """Another worker with the same transactional id started: this one must stop (it is a zombie)."""
 
 
-class ChangelogUnreadable(DeliveryError):
-    """A partition's state changelog could not be read to its end: the partition must not be processed yet."""
+class StateTopicUnreadable(DeliveryError):
+    """A topic the worker's state comes back from (a partition's state changelog, the fleet's model topic) could
+    not be read to its end: what it holds must not be used, nor the partitions it restores processed, yet."""

@@ -30,7 +30,7 @@ from kafka.structs import TopicPartition
 
 from stream.core.lessons import Lesson
 from stream.core.records import Output, OutputKind
-from stream.kafka.errors import ChangelogUnreadable
+from stream.kafka.errors import StateTopicUnreadable
 from stream.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class ModelTopicReader:
                 news = time.monotonic()
             out.extend(r for r in records if r.offset < end)
             if time.monotonic() - news > stall_s:
-                raise ChangelogUnreadable(f"{self.topic}: no record for {stall_s:.0f} s before its end {end}")
+                raise StateTopicUnreadable(f"{self.topic}: no record for {stall_s:.0f} s before its end {end}")
         return out
 
     def close(self) -> None:
