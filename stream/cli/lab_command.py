@@ -16,7 +16,8 @@ from stream.cli.options import comma_choice
 
 log = logging.getLogger(__name__)
 
-STRATEGY_NAMES = ("full", "sampled", "warm", "online", "hybrid")  # stream.lab.strategies.STRATEGIES (a test checks)
+# stream.lab.strategies.STRATEGIES (a test checks), named here so that --help does not import the lab
+STRATEGY_NAMES = ("full", "sampled", "warm", "online", "hybrid", "base_rate")
 
 
 def _simulated(scenario: str, days: int, users: int, seed: int, collector: Any) -> None:
@@ -242,7 +243,7 @@ def backtest(
     expected profit of the offers it would choose, as a share of the best offer's (with --closed-loop, also what
     each strategy's price model realises running its own shop). On an archive with logged decisions the price
     models are compared as well and their choices valued off-policy (self-normalised IPW). Writes
-    OUT/results.json and OUT/report.html (plots, the verdict); prints a table and a recommendation.
+    OUT/results.json and OUT/report.html (plots, the verdict); prints the verdict, a table and the reasoning.
     """
     from stream.app.settings import load_settings
     from stream.lab.backtest import LabConfig, run_backtest
@@ -327,11 +328,13 @@ def backtest(
         except RuntimeError as exc:  # matplotlib missing
             raise click.ClickException(f"{exc} (or pass --no-report; results.json is written)") from None
         click.echo(f"report: {page}", err=True)
+    click.echo(f"intent model: {result['verdict']}\n")
     click.echo(render(result))
     click.echo("")
     click.echo(result["recommendation"])
     if "price" in result:
-        click.echo("\nprice model (P(buy | session, offer shown), weighted by 1 / logged propensity):")
+        click.echo("\nprice model (P(buy | session, offer shown), weighted by 1 / logged propensity): ", nl=False)
+        click.echo(f"{result['price']['verdict']}\n")
         click.echo(render(result["price"]))
         click.echo("")
         click.echo(result["price"]["recommendation"])

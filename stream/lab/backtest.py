@@ -9,6 +9,9 @@ The comparison uses the days on which every strategy forecast and both outcomes 
 the lowest mean daily log loss is the most accurate; each other strategy's paired daily difference to it gets
 a 95 % interval (normal, over days), and the recommendation names the cheapest strategy (training CPU) whose
 interval does not exclude "as good as the best": same accuracy as far as this data can tell, for less compute.
+A model is recommended only if it beats the ``base_rate`` strategy (knowing nothing) beyond noise, when the lab
+ran it (it does by default); where none does, the verdict says to run none. The verdict is one sentence (what
+to run, why, at what cost: :func:`verdict`); the reasoning behind it follows (:func:`recommendation`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from stream.lab.rows import LabRows
 from stream.lab.strategies import STRATEGIES, Day, Online, Strategy, days_of, make_strategy
 
 Z95 = 1.959964
+BASE_RATE = "base_rate"  # the strategy that knows nothing (stream.lab.strategies.BaseRate)
 LAB_PARAMS = replace(NIGHTLY_PARAMS, nthread=1)
 
 
@@ -175,6 +179,8 @@ def run_backtest(
         "periods": periods,
         "drift_alarms": [{"day": rows.day_of(ms).isoformat(), "ts_ms": ms} for ms in watch.drift_alarm_ms],
         "comparison": comparison,
+        "verdict": verdict(comparison, summaries),
+        "recommended": recommended(comparison, summaries),
         "recommendation": recommendation(comparison, summaries, periods, forgotten),
     }
 
@@ -415,6 +421,14 @@ def compare(
         auc_diff = np.array([by_day[name][d]["auc"] - by_day[best][d]["auc"] for d in common])
         versus[name] = {"logloss_diff": paired_interval(diff), "auc_diff": paired_interval(auc_diff)}
     out: dict[str, Any] = {"best": best, "days": len(common), "versus_best": versus}
+    if BASE_RATE in summaries:  # every model's paired daily log loss against knowing nothing
+        out["versus_base_rate"] = {
+            name: paired_interval(
+                np.array([by_day[name][d]["logloss"] - by_day[BASE_RATE][d]["logloss"] for d in common])
+            )
+            for name in summaries
+            if name != BASE_RATE
+        }
     if all(summaries[n].get("profit_fraction") is not None for n in summaries):
         out["decision_value"] = _compare_value(by_day, common, summaries)
     return out
@@ -438,45 +452,82 @@ def _compare_value(
     return {"best": best, "versus_best": versus}
 
 
+def recommended(comparison: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The strategy to run: the cheapest (training CPU) of those within the noise of the most accurate that
+    beat the base rate beyond noise (when the lab ran it); None when there is nothing to compare or no model
+    beats knowing nothing."""
+    best = comparison["best"]
+    if best is None:
+        return None
+    tied = [best] + [n for n, v in comparison["versus_best"].items() if v["logloss_diff"]["lo95"] <= 0.0]
+    against = comparison.get("versus_base_rate")
+    if against is not None:
+        tied = [n for n in tied if n != BASE_RATE and against[n]["hi95"] < 0.0]
+    return min(tied, key=lambda n: summaries[n]["train_cpu_s"]) if tied else None
+
+
+def verdict(comparison: Mapping[str, Any], summaries: Mapping[str, Mapping[str, Any]]) -> str:
+    """The answer in one sentence: what to run, why, at what cost (the reasoning: :func:`recommendation`)."""
+    best, days = comparison["best"], comparison["days"]
+    if best is None:
+        return f"Too few days to compare ({days} with every strategy forecasting and both outcomes): run it longer."
+    run = recommended(comparison, summaries)
+    base = summaries.get(BASE_RATE)
+    against = f" against the base rate's {base['logloss']:.4f}" if base is not None else ""
+    if run is None and best == BASE_RATE:
+        return (
+            f"Run no model: knowing nothing (the base rate, mean daily log loss {summaries[best]['logloss']:.4f}) "
+            f"is the most accurate over these {days} days."
+        )
+    if run is None:
+        return (
+            f"Run no model: none beats predicting the base rate beyond noise over these {days} days "
+            f"(the best, {best}, has a mean daily log loss of {summaries[best]['logloss']:.4f}{against})."
+        )
+    cpu = summaries[run]["train_cpu_s"]
+    if run == best:
+        return (
+            f"Run {run}: the most accurate (mean daily log loss {summaries[run]['logloss']:.4f}{against}), and "
+            f"nothing within its noise trains for less ({cpu:.1f} CPU s of training over {days} days)."
+        )
+    cpu_best = summaries[best]["train_cpu_s"]
+    and_base = f"; the base rate {base['logloss']:.4f}" if base is not None else ""
+    ratio = f"{cpu_best / cpu:.1f}× less" if cpu > 0 else "none at all"
+    return (
+        f"Run {run}: as accurate as {best} within the noise (log loss {summaries[run]['logloss']:.4f} against "
+        f"{summaries[best]['logloss']:.4f}{and_base}) for {cpu:.1f} "
+        f"CPU s of training over {days} days against {cpu_best:.1f} ({ratio})."
+    )
+
+
 def recommendation(
     comparison: dict[str, Any],
     summaries: dict[str, dict[str, Any]],
     periods: Sequence[dict[str, Any]] = (),
     forgotten: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
+    """The reasoning behind the :func:`verdict`: every strategy against the best and the base rate, what each
+    model's choices are worth, forgetting, and the days around each marked change."""
     best = comparison["best"]
     if best is None:
-        return (
-            f"Too few days to compare ({comparison['days']} with every strategy forecasting and both outcomes): "
-            "run the lab over more days."
-        )
+        return verdict(comparison, summaries)
     s_best = summaries[best]
     lines = [
         f"Most accurate on this data: {best} (mean daily log loss {s_best['logloss']:.4f}, AUC {s_best['auc']:.3f}, "
         f"over {comparison['days']} days)."
     ]
-    tied = [best]
     for name, v in sorted(comparison["versus_best"].items(), key=lambda kv: kv[1]["logloss_diff"]["mean"]):
         d = v["logloss_diff"]
-        if d["lo95"] <= 0.0:
-            tied.append(name)
-            verdict = "not distinguishable from it"
-        else:
-            verdict = "worse"
-        lines.append(f"{name}: log loss {d['mean']:+.4f} (95% CI {d['lo95']:+.4f} to {d['hi95']:+.4f}), {verdict}.")
-    cheapest = min(tied, key=lambda n: summaries[n]["train_cpu_s"])
-    cpu_best, cpu_cheap = summaries[best]["train_cpu_s"], summaries[cheapest]["train_cpu_s"]
-    if cheapest == best:
-        lines.append(
-            f"Recommendation: {best}; no strategy within the noise of it trains for less "
-            f"({cpu_best:.1f} CPU s of training in all)."
+        tie = "not distinguishable from it" if d["lo95"] <= 0.0 else "worse"
+        lines.append(f"{name}: log loss {d['mean']:+.4f} (95% CI {d['lo95']:+.4f} to {d['hi95']:+.4f}), {tie}.")
+    against = comparison.get("versus_base_rate")
+    if against:
+        listed = ", ".join(
+            f"{n} {d['mean']:+.4f} ({d['lo95']:+.4f} to {d['hi95']:+.4f}, {'beats it' if d['hi95'] < 0 else 'no'})"
+            for n, d in sorted(against.items(), key=lambda kv: kv[1]["mean"])
         )
-    else:
-        ratio = cpu_best / cpu_cheap if cpu_cheap > 0 else math.inf
-        lines.append(
-            f"Recommendation: {cheapest}, as accurate as {best} as far as these {comparison['days']} days can tell, "
-            f"for {cpu_cheap:.1f} CPU s of training against {cpu_best:.1f} ({ratio:.1f}× less)."
-        )
+        lines.append(f"Against the base rate (knowing nothing; a model must beat it to be worth running): {listed}.")
+    lines.append(f"Recommendation: {verdict(comparison, summaries)}")
     valued = {n: m["profit_fraction"] for n, m in summaries.items() if m.get("profit_fraction") is not None}
     if valued:
         listed = ", ".join(f"{n} {v:.4f}" for n, v in sorted(valued.items(), key=lambda kv: -kv[1]))

@@ -262,8 +262,9 @@ chosen, and the simulator's expected profit of that offer there is what it earns
 offer's — a counterfactual choice at the recorded decision points, not a closed loop. On a recording, without
 the simulator's truth, the same choices are valued off-policy: self-normalised IPW of the profit per decision
 (purchase × the logged offer's value at stake), with a day-bootstrap 95% interval.</p>
-<p id="price-recommendation">{html.escape(price["recommendation"])}</p>
+<p id="price-verdict"><strong>{html.escape(price["verdict"])}</strong></p>
 {_table(SUMMARY_HEADER, summary_rows(price), "price-summary")}
+<p id="price-recommendation">{html.escape(price["recommendation"])}</p>
 """
 
 
@@ -332,7 +333,7 @@ figure {{ margin: 1.5em 0; }} svg {{ max-width: 100%; height: auto; }}
 {source["rows"]:,} sessions labelled at a decision point ({source["unlabelled_sessions"]:,} still open at the end,
 no label). Seed {result["config"]["seed"]}; recency tiers {html.escape(result["config"]["tiers"])}.</p>
 <h2>Verdict</h2>
-<p id="recommendation">{html.escape(result["recommendation"])}</p>
+<p id="verdict"><strong>{html.escape(result["verdict"])}</strong></p>
 <h2>Summary</h2>
 {_table(SUMMARY_HEADER, summary_rows(result), "summary")}
 <p class="note">Means over the {comparison["days"]} days on which every strategy forecast and both outcomes occurred.
@@ -342,6 +343,8 @@ Against the most accurate ({html.escape(str(comparison["best"]))}), paired daily
 <p class="note">Forgetting: the last night's log loss on the probe (a seeded {100 * result["probe"]["rate"]:g}% of the
 sessions of the first days, which no strategy trains on) minus its best night's.</p>
 {around_html}
+<h2>Why</h2>
+<p id="recommendation">{html.escape(result["recommendation"])}</p>
 {_price_section(result)}
 {_closed_loop_section(result)}
 <h2>Plots</h2>

@@ -14,7 +14,10 @@ strategy is evaluated on data it trained on. Each strategy counts any forecast o
   day's; the first night trains from scratch);
 * ``online``: the worker's River intent learner, learning each session as it closes, no snapshot;
 * ``hybrid``: the online learner and the ``sampled`` snapshot together, as the worker runs them; its forecast
-  is their equal-weight blend in log-odds (the snapshot's alone before the learner has seen a session).
+  is their equal-weight blend in log-odds (the snapshot's alone before the learner has seen a session);
+* ``base_rate``: knowing nothing: every session gets the share of the sessions labelled so far that bought
+  (weighted as the snapshots' rows are), updated each night. A model is worth its compute only where it beats
+  this (:func:`stream.lab.backtest.recommendation` never recommends one that does not).
 
 With ``retrain_every`` N the snapshot strategies train N nights after their last training (weekly: 7), and
 the first model as soon as they can; with drift-triggered retraining also the night after the drift watch (an
@@ -361,12 +364,40 @@ class Hybrid(Strategy):
         )
 
 
+class BaseRate(Strategy):
+    """Every forecast is the (weighted) share of the labelled sessions that bought, as of the last midnight."""
+
+    name = "base_rate"
+
+    def __init__(self, rows: LabRows, seed: int, held_out: npt.NDArray[np.bool_] | None = None) -> None:
+        super().__init__(rows, seed, held_out)
+        self.rate: float | None = None
+
+    def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
+        return self.probe(day.decided)
+
+    def score(self, X: npt.NDArray[np.float32]) -> npt.NDArray[np.float64] | None:
+        return None if self.rate is None else np.full(len(X), self.rate, dtype=np.float64)
+
+    def nightly(self, day: Day) -> Training | None:
+        started = time.process_time()
+        idx = np.flatnonzero((self.rows.closed_ms < day.end_ms) & ~self.held_out)
+        if len(idx) == 0:
+            return None
+        w = self.rows.weights[idx] if self.rows.weights is not None else np.ones(len(idx))
+        rate = float(np.average(self.rows.y[idx], weights=w)) if w.sum() > 0 else 0.0
+        self.rate = min(max(rate, 1e-6), 1.0 - 1e-6)  # never certain: a log loss stays finite
+        self.learned[idx] = True
+        return Training(rows=len(idx), cpu_s=time.process_time() - started, note="the share that bought")
+
+
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "full": Full,
     "sampled": Sampled,
     "warm": Warm,
     "online": Online,
     "hybrid": Hybrid,
+    "base_rate": BaseRate,
 }
 
 
@@ -385,8 +416,8 @@ def make_strategy(
         raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
     if retrain_every < 1:
         raise ValueError(f"retrain_every must be at least 1 night, not {retrain_every}")
-    if name == "online":
-        return Online(rows, seed, held_out)
+    if name in ("online", "base_rate"):
+        return STRATEGIES[name](rows, seed, held_out)
     strategy = (
         STRATEGIES[name](rows, seed, params, tiers, held_out)
         if name in ("sampled", "hybrid")

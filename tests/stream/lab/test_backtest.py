@@ -17,7 +17,15 @@ from factories import simulated_events
 from models.behaviour.features import FEATURE_NAMES
 from stream.app.settings import load_settings
 from stream.cli import main
-from stream.lab.backtest import LabConfig, compare, probe_rows, recommendation, run_backtest
+from stream.lab.backtest import (
+    LabConfig,
+    compare,
+    probe_rows,
+    recommendation,
+    recommended,
+    run_backtest,
+    verdict,
+)
 from stream.lab.rows import LabRows, collect_rows
 from stream.lab.strategies import Full, days_of
 
@@ -43,7 +51,7 @@ def test_every_strategy_sees_the_same_events_in_the_same_order():
     assert result["source"]["events_digest"] == digest.hexdigest()
     assert result["source"]["events"] == len(events)
     assert len({s["stream_digest"] for s in result["strategies"].values()}) == 1
-    assert set(result["strategies"]) == {"full", "sampled", "warm", "online", "hybrid"}
+    assert set(result["strategies"]) == {"full", "sampled", "warm", "online", "hybrid", "base_rate"}
     decided_per_day: dict[str, int] = {}
     for ms in rows.decision_ms:
         day = datetime.fromtimestamp(int(ms) / 1000, UTC).date().isoformat()
@@ -168,8 +176,51 @@ def test_recommendation_is_the_cheapest_strategy_within_the_noise_of_the_best():
     }
     comparison = compare(daily, common, summaries)
     assert comparison["versus_best"]["cheap_worse"]["logloss_diff"]["lo95"] > 0
+    assert recommended(comparison, summaries) == "cheap_tie"
     text = recommendation(comparison, summaries)
-    assert "Recommendation: cheap_tie" in text and "cheap_worse: log loss +0.0500" in text
+    assert "Recommendation: Run cheap_tie: as accurate as costly" in text and "cheap_worse: log loss +0.0500" in text
+    _assert_one_sentence(verdict(comparison, summaries))
+
+
+def _assert_one_sentence(text: str) -> None:
+    assert text.endswith(".") and ". " not in text and len(text.split()) <= 45, text
+
+
+def _lab(logloss: dict[str, np.ndarray], cpu: dict[str, float]) -> tuple[dict, dict]:
+    daily = {n: _days(list(x), cpu[n]) for n, x in logloss.items()}
+    common = [d["day"] for d in next(iter(daily.values()))]
+    summaries = {n: {"logloss": float(np.mean(x)), "auc": 0.6, "train_cpu_s": cpu[n]} for n, x in logloss.items()}
+    return compare(daily, common, summaries), summaries
+
+
+def test_no_model_is_recommended_that_does_not_beat_the_base_rate_beyond_noise():
+    rng = np.random.default_rng(1)
+    base = 0.45 + 0.03 * rng.standard_normal(30)
+    noisy = 0.004 * rng.standard_normal(30)
+    # "lucky" is the most accurate on average, but by less than the days' noise: it does not beat knowing nothing
+    comparison, summaries = _lab(
+        {"base_rate": base, "lucky": base - 0.001 + noisy, "worse": base + 0.02},
+        {"base_rate": 0.01, "lucky": 50.0, "worse": 5.0},
+    )
+    assert comparison["best"] == "lucky" and comparison["versus_base_rate"]["lucky"]["hi95"] >= 0
+    assert recommended(comparison, summaries) is None
+    said = verdict(comparison, summaries)
+    assert said.startswith("Run no model: none beats predicting the base rate beyond noise")
+    _assert_one_sentence(said)
+    assert "Against the base rate (knowing nothing" in recommendation(comparison, summaries)
+
+    # one that does beat it, and a cheaper one as good as the best that does not: the one that does is run
+    comparison, summaries = _lab(
+        {"base_rate": base, "model": base - 0.02 + noisy, "cheap": base - 0.001 + noisy, "worse": base + 0.02},
+        {"base_rate": 0.01, "model": 50.0, "cheap": 1.0, "worse": 5.0},
+    )
+    assert comparison["versus_base_rate"]["model"]["hi95"] < 0 <= comparison["versus_base_rate"]["cheap"]["hi95"]
+    assert recommended(comparison, summaries) == "model"
+    assert verdict(comparison, summaries).startswith("Run model: the most accurate (mean daily log loss")
+
+    comparison, summaries = _lab({"base_rate": base, "model": base + 0.01 + noisy}, {"base_rate": 0.0, "model": 9.0})
+    assert recommended(comparison, summaries) is None
+    assert verdict(comparison, summaries).startswith("Run no model: knowing nothing (the base rate")
 
 
 def test_cli_writes_results_json(tmp_path):
@@ -249,9 +300,11 @@ def assert_report_agrees_with_json(page: str, data: dict) -> None:
     parsed = _Page()
     parsed.feed(page)
     assert orjson.loads(parsed.texts["results"]) == data
-    assert parsed.texts["recommendation"] == data["recommendation"]
+    assert parsed.texts["verdict"] == data["verdict"] and parsed.texts["recommendation"] == data["recommendation"]
+    assert page.index('id="verdict"') < page.index('id="summary"') < page.index('id="recommendation"')
     _assert_table_agrees(parsed.tables["summary"], data)
     if "price" in data:
+        assert parsed.texts["price-verdict"] == data["price"]["verdict"]
         assert parsed.texts["price-recommendation"] == data["price"]["recommendation"]
         _assert_table_agrees(parsed.tables["price-summary"], data["price"])
 
