@@ -104,6 +104,7 @@ class StateTracker:
         self.tz = tz
         self.user_vectors = user_vectors  # the segmenter's input at each close; the nightly trainer needs none
         self.watermark_ms: int | None = None
+        self.started_ms: int | None = None  # the first event's time (None: not started, or a state saved before)
         self.last_sweep_ms = 0
         self.last_user_sweep_ms = 0
         self._user_ttl_ms = int(settings.user_ttl_s * 1000)
@@ -116,6 +117,8 @@ class StateTracker:
         """Apply one event (the next of this tracker's partition, file or archive)."""
         ts = event.ts_ms
         advanced = self.watermark_ms is None or ts > self.watermark_ms
+        if self.watermark_ms is None:
+            self.started_ms = ts
         closed_before: list[ClosedSession] = []
         expired: list[str] = []
         if advanced:
@@ -212,16 +215,25 @@ class StateTracker:
             ts,
         )
 
+    def warm(self, ts_ms: int, history_ms: int) -> bool:
+        """Whether the users' history features are filled at ``ts_ms``: the tracker has seen ``history_ms`` of
+        events by then. A tracker that started empty knows every user as new at first, so their long-window
+        features keep growing for weeks; a state saved before trackers kept their start counts as warm."""
+        return self.started_ms is None or ts_ms - self.started_ms >= history_ms
+
     def clock(self) -> dict[str, int | None]:
-        """The tracker's own time: its watermark and when it last swept (with the store, all of its state)."""
+        """The tracker's own time: its watermark, its start and when it last swept (with the store, all of its
+        state)."""
         return {
             "watermark_ms": self.watermark_ms,
+            "started_ms": self.started_ms,
             "last_sweep_ms": self.last_sweep_ms,
             "last_user_sweep_ms": self.last_user_sweep_ms,
         }
 
     def set_clock(self, data: dict[str, Any]) -> None:
         self.watermark_ms = data["watermark_ms"]
+        self.started_ms = data.get("started_ms")
         self.last_sweep_ms = data["last_sweep_ms"]
         self.last_user_sweep_ms = data.get("last_user_sweep_ms", 0)
 

@@ -37,8 +37,17 @@ class OnlineLearner(Shareable, Protocol):
     name: str
 
     def learn_one(
-        self, x: Mapping[str, float], y: float | bool | None, *, weight: float = 1.0, ts_ms: int | None = None
-    ) -> None: ...
+        self,
+        x: Mapping[str, float],
+        y: float | bool | None,
+        *,
+        weight: float = 1.0,
+        ts_ms: int | None = None,
+        watch: bool = True,
+    ) -> None:
+        """Learn one example; its error before learning goes to :attr:`drift` unless ``watch`` is False (the
+        example's inputs are still warming up: its partition is younger than its features' history)."""
+        ...
 
     def predict_one(self, x: Mapping[str, float]) -> float:
         """The learner's score for ``x`` (a segment id as a float for clustering). Never changes the state."""

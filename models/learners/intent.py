@@ -79,7 +79,13 @@ class IntentLearner(RiverLearner):
         self._start(drift_delta)
 
     def learn_one(
-        self, x: Mapping[str, float], y: float | bool | None, *, weight: float = 1.0, ts_ms: int | None = None
+        self,
+        x: Mapping[str, float],
+        y: float | bool | None,
+        *,
+        weight: float = 1.0,
+        ts_ms: int | None = None,
+        watch: bool = True,
     ) -> None:
         """Learn that the session with features ``x`` ended in a purchase (``y`` truthy) or not; ``weight`` scales
         its SGD step (1 for plain learning)."""
@@ -87,7 +93,8 @@ class IntentLearner(RiverLearner):
             raise ValueError("IntentLearner needs a label: did the session end in a purchase?")
         label = bool(y)
         x = clean(x)
-        self._drift.update(log_loss(self._proba(x), label), ts_ms)
+        if watch:
+            self._drift.update(log_loss(self._proba(x), label), ts_ms)
         self._scaler.learn_one(x)
         self._scaler_lesson.learn(x)
         self._model.learn_one(scaled(self._scaler, x), label, w=weight)

@@ -95,14 +95,21 @@ class PriceSensitivityLearner(RiverLearner):
         self._start(drift_delta)
 
     def learn_one(
-        self, x: Mapping[str, float], y: float | bool | None, *, weight: float = 1.0, ts_ms: int | None = None
+        self,
+        x: Mapping[str, float],
+        y: float | bool | None,
+        *,
+        weight: float = 1.0,
+        ts_ms: int | None = None,
+        watch: bool = True,
     ) -> None:
         """Learn whether the session with context and shown offer ``x`` bought; ``weight`` = 1 / propensity."""
         if y is None:
             raise ValueError("PriceSensitivityLearner needs a label: did the session buy?")
         label = bool(y)
         context, share, flat = _split(x)
-        self._drift.update(log_loss(self._purchase(context, share, flat), label), ts_ms)
+        if watch:
+            self._drift.update(log_loss(self._purchase(context, share, flat), label), ts_ms)
         self._scaler.learn_one(context)
         self._scaler_lesson.learn(context)
         capped = min(max(float(weight), 0.0), self.max_weight)

@@ -117,7 +117,13 @@ class SegmentLearner(RiverLearner):
         self._start(drift_delta)
 
     def learn_one(
-        self, x: Mapping[str, float], y: float | bool | None = None, *, weight: float = 1.0, ts_ms: int | None = None
+        self,
+        x: Mapping[str, float],
+        y: float | bool | None = None,
+        *,
+        weight: float = 1.0,
+        ts_ms: int | None = None,
+        watch: bool = True,
     ) -> None:
         """Move the nearest segment's centre towards ``x``; ``y`` and ``weight`` are ignored."""
         x = clean(x)
@@ -130,11 +136,12 @@ class SegmentLearner(RiverLearner):
                 self._seed_centers(self._buffer)
                 self._buffer = None
             return
-        z = scaled(self._scaler, x)
-        _, d2 = nearest(self._kmeans.centers, z)
-        dims = max(len(z), *(len(center) for center in self._kmeans.centers.values()), 1)
-        rms = math.sqrt(d2 / dims)
-        self._drift.update(rms / (1.0 + rms), ts_ms)
+        if watch:
+            z = scaled(self._scaler, x)
+            _, d2 = nearest(self._kmeans.centers, z)
+            dims = max(len(z), *(len(center) for center in self._kmeans.centers.values()), 1)
+            rms = math.sqrt(d2 / dims)
+            self._drift.update(rms / (1.0 + rms), ts_ms)
         self._scaler.learn_one(x)
         self._scaler_lesson.learn(x)
         self._kmeans.learn_one(scaled(self._scaler, x))

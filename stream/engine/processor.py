@@ -152,6 +152,7 @@ class Processor:
         self._ts_min = int(settings.ts_min.timestamp() * 1000)
         self._ts_max = int(settings.ts_max.timestamp() * 1000)
         self._skew_ms = int(settings.max_ts_skew_s * 1000)
+        self._warmup_ms = int(settings.drift_warmup_days * 86_400_000)
         self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
 
     def partition(self, partition: int) -> PartitionState:
@@ -322,7 +323,7 @@ class Processor:
         if t.watermark_advanced:
             outputs.extend(self._resolved(part, r) for r in part.ledger.expire(event.ts_ms))
         for closed in t.closed_before:
-            self._learn_session(closed)
+            self._learn_session(part, closed)
         if t.revenue is not None:
             self.counters["purchases"] += 1
             resolution = part.ledger.on_purchase(
@@ -337,19 +338,21 @@ class Processor:
         if t.features is not None:
             outputs.append(self._decide(part, t, t.features, snapshot_scores))
         for closed in t.closed_after:
-            self._learn_session(closed)
+            self._learn_session(part, closed)
         return outputs
 
-    def _learn_session(self, closed: ClosedSession) -> None:
-        """A closed session teaches the intent learner (if it reached a decision point) and the segmenter."""
+    def _learn_session(self, part: PartitionState, closed: ClosedSession) -> None:
+        """A closed session teaches the intent learner (if it reached a decision point) and the segmenter; their
+        drift monitors see it once its partition's history features are filled (``drift_warmup_days``)."""
         self.counters["sessions_closed"] += 1
         t = self.clock.now()
+        watch = part.tracker.warm(closed.closed_ms, self._warmup_ms)
         intent = self.learners.get("intent")
         if intent is not None and closed.decision_features is not None:
-            intent.learn_one(closed.decision_features, closed.purchased, ts_ms=closed.closed_ms)
+            intent.learn_one(closed.decision_features, closed.purchased, ts_ms=closed.closed_ms, watch=watch)
         segments = self.learners.get("segments")
         if segments is not None:
-            segments.learn_one(closed.user_vector, None, ts_ms=closed.closed_ms)
+            segments.learn_one(closed.user_vector, None, ts_ms=closed.closed_ms, watch=watch)
         self._note_drift(closed.closed_ms)
         self.clock.lap("learners", t)
 
@@ -468,7 +471,8 @@ class Processor:
                 OFFER_SHARE: offer.share,
                 OFFER_FLAT: float(offer.flat_fee > 0),
             }
-            price.learn_one(x, r.purchased, weight=1.0 / d.propensity, ts_ms=r.resolved_ms)
+            watch = part.tracker.warm(r.resolved_ms, self._warmup_ms)
+            price.learn_one(x, r.purchased, weight=1.0 / d.propensity, ts_ms=r.resolved_ms, watch=watch)
             self._note_drift(r.resolved_ms)
             clock.lap("learners", t)
         if offer.is_offer and r.purchased:

@@ -28,6 +28,14 @@ class ProcessingSettings(SessionSettings):
             "from those who bought under the offer with such a cart (learned, bandits/order_value.py), or the cart"
         ),
     )
+    drift_warmup_days: float = Field(
+        14.0,
+        ge=0,
+        description=(
+            "the online learners' drift monitors ignore examples from a partition younger than this (event time): "
+            "its users' history features are still filling (their longest half-life is 14 days), which is no drift"
+        ),
+    )
     max_message_bytes: int = Field(65_536, ge=256, description="larger messages are dead letters")
     max_ts_skew_s: float = Field(
         366 * 86400.0,

@@ -199,6 +199,14 @@ def test_drift_monitor_sees_the_learning_stream(name):
     assert 0.0 <= learner.drift.error <= 1.0
 
 
+def test_examples_not_watched_are_learned_but_kept_from_the_drift_monitor(name):
+    watched, unwatched = trained(name, n=300), LEARNERS[name](seed=0)
+    for x, y, w, ts in stream(300):
+        unwatched.learn_one(x, y, weight=w, ts_ms=ts, watch=False)
+    assert unwatched.version == watched.version and predictions(unwatched) == predictions(watched)
+    assert unwatched.drift.n == 0 < watched.drift.n
+
+
 _REPLAY = """
 from tests.conformance.test_learners import feed, predictions, stream
 from models.learners.factory import make_learners
