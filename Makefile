@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format docs test test-fast ci run bench bench-fleet bench-memory bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
+.PHONY: help setup lint format docs test test-fast ci run bench bench-drift bench-fleet bench-memory bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
 
 include docker/kafka/kafka.mk
 
@@ -68,12 +68,13 @@ run: $(BIN)/offerstream ## Worker(s) + closed-loop simulated shop with a live su
 		exec $(BIN)/offerstream demo --workers $(WORKERS); \
 	fi
 
-bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, worker vs raw pass-through, several workers, memory, then the retrain, freshness, OPE and policy benches
+bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, worker vs raw pass-through, several workers, memory, then the retrain, freshness, drift, OPE and policy benches
 	$(PY) -m bench.benchmark
 	$(PY) -m bench.fleet
 	$(PY) -m bench.memory
 	$(PY) -m bench.retrain
 	$(PY) -m bench.freshness
+	$(PY) -m bench.drift
 	$(PY) -m bench.ope
 	$(PY) -m bench.policies
 
@@ -88,6 +89,9 @@ bench-retrain: $(BIN)/offerstream ## Nightly retrain on a generated 180-day arch
 
 bench-freshness: $(BIN)/offerstream ## Online learner vs nightly snapshot around an abrupt shift (both curves)
 	$(PY) -m bench.freshness
+
+bench-drift: $(BIN)/offerstream ## The online learners' drift alarms: false ones per week on stationary, detection delay on abrupt
+	$(PY) -m bench.drift
 
 bench-ope: $(BIN)/offerstream $(OBD_STAMP) ## Off-policy evaluation on the Open Bandit Dataset sample (IPW, SNIPW, DR, replay)
 	$(PY) -m bench.ope

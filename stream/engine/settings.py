@@ -29,11 +29,11 @@ class ProcessingSettings(SessionSettings):
         ),
     )
     drift_warmup_days: float = Field(
-        14.0,
+        28.0,
         ge=0,
         description=(
             "the online learners' drift monitors ignore examples from a partition younger than this (event time): "
-            "its users' history features are still filling (their longest half-life is 14 days), which is no drift"
+            "its users' history features are still filling (two half-lives of the 14-day windows), which is no drift"
         ),
     )
     max_message_bytes: int = Field(65_536, ge=256, description="larger messages are dead letters")
