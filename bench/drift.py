@@ -26,12 +26,12 @@ from typing import Any
 import orjson
 
 from bench.machine import machine, write_results
+from models.behaviour.state import DAY_MS
 from stream.app.build import build_processor
 from stream.app.settings import load_settings
 from stream.core.records import SourceRecord
 from stream.simulator import Simulation
 
-DAY_MS = 86_400_000
 SHIFT_AT = 0.5  # the abrupt scenario's change, as a share of the run (stream.simulator.scenarios)
 
 

@@ -55,6 +55,7 @@ from models.behaviour.features import (
     offer_history_features,
     user_vector,
 )
+from models.behaviour.state import DAY_MS
 from models.behaviour.tracker import ClosedSession, Tracked, TrackedEvent
 from models.learners.base import OnlineLearner
 from models.learners.factory import make_learners
@@ -152,7 +153,7 @@ class Processor:
         self._ts_min = int(settings.ts_min.timestamp() * 1000)
         self._ts_max = int(settings.ts_max.timestamp() * 1000)
         self._skew_ms = int(settings.max_ts_skew_s * 1000)
-        self._warmup_ms = int(settings.drift_warmup_days * 86_400_000)
+        self._warmup_ms = int(settings.drift_warmup_days * DAY_MS)
         self._alarms = {name: learner.drift.alarms for name, learner in self.learners.items()}
 
     def partition(self, partition: int) -> PartitionState:

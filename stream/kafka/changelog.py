@@ -44,7 +44,6 @@ class RestoreReport:
     records: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
     waited: dict[int, float] = field(default_factory=dict)  # seconds spent at the end waiting for ``reached``
-    unsettled: list[int] = field(default_factory=list)  # partitions still not ``reached`` after ``settle_s``
 
     @property
     def total(self) -> int:
@@ -99,7 +98,6 @@ def read_changelog(
                 since = settling.setdefault(tp, time.monotonic())
                 if time.monotonic() - since >= settle_s:
                     report.waited[tp.partition] = time.monotonic() - settling.pop(tp)
-                    report.unsettled.append(tp.partition)
                     continue
                 remaining[tp] = ends[tp] = consumer.end_offsets([tp])[tp]  # the markers may have landed since
 

@@ -100,6 +100,10 @@ class Strategy(ABC):
     def _check_unseen(self, idx: IntArray) -> None:
         self.leaks += int(np.count_nonzero(self.learned[idx]))
 
+    def _labelled_by(self, day: Day) -> IntArray:
+        """Rows whose sessions closed (their label known) by the end of ``day``."""
+        return np.flatnonzero(self.rows.closed_ms < day.end_ms)
+
     def request_retrain(self) -> None:  # noqa: B027 - a no-op unless the strategy has a snapshot
         """Train tonight whatever the cadence (a drift alarm); strategies without a snapshot ignore it."""
 
@@ -192,9 +196,6 @@ class SnapshotStrategy(Strategy):
 
     def request_retrain(self) -> None:
         self._due = True
-
-    def _labelled_by(self, day: Day) -> IntArray:
-        return np.flatnonzero(self.rows.closed_ms < day.end_ms)
 
 
 class Full(SnapshotStrategy):
@@ -381,7 +382,8 @@ class BaseRate(Strategy):
 
     def nightly(self, day: Day) -> Training | None:
         started = time.process_time()
-        idx = np.flatnonzero((self.rows.closed_ms < day.end_ms) & ~self.held_out)
+        idx = self._labelled_by(day)
+        idx = idx[~self.held_out[idx]]
         if len(idx) == 0:
             return None
         w = self.rows.weights[idx] if self.rows.weights is not None else np.ones(len(idx))

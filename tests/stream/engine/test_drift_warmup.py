@@ -9,11 +9,10 @@ import functools
 import orjson
 from factories import settings, simulated_events
 
+from models.behaviour.state import DAY_MS
 from stream.app.build import build_processor
 from stream.core.records import SourceRecord
 from stream.engine.processor import Processor
-
-DAY_MS = 86_400_000
 
 
 @functools.cache
