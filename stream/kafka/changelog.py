@@ -14,7 +14,8 @@ a partition can therefore read the group's committed offset *with* the previous 
 that batch. So the reader is told when a partition's state is current (``reached``: its state reflects the
 committed input offset) and, at the end it first read, waits for the rest (reading the end again) for up to
 ``settle_s`` before giving up on it (the changelog really is behind: lost, or written by a worker without
-changelogs; the caller warns).
+changelogs; the caller warns). Records a poll brings past the end first read (committed meanwhile) are not
+applied, and the partition is sought back to that end, so that reading on takes them rather than skipping them.
 """
 
 from __future__ import annotations
@@ -106,7 +107,11 @@ def read_changelog(
             polled = consumer.poll(timeout_ms=500, max_records=max_records)
             for tp in sorted(polled, key=lambda t: t.partition):
                 # a partition read on past its first end takes all it gets (its end moved as the poll ran)
-                messages = [m for m in polled[tp] if tp in settling or m.offset < ends[tp]]
+                messages = polled[tp]
+                if tp not in settling and messages[-1].offset >= ends[tp]:
+                    # committed after its end was taken: read again if the state turns out to need them
+                    messages = [m for m in messages if m.offset < ends[tp]]
+                    consumer.seek(tp, ends[tp])
                 if messages:
                     apply(tp.partition, [(m.key, m.value) for m in messages])
                     report.records[tp.partition] += len(messages)

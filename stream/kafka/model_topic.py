@@ -127,7 +127,9 @@ class ModelTopicReader:
         return out
 
     def read_to_end(self, stall_s: float = 60.0) -> list[ModelRecord]:
-        """Everything committed up to now (the end is the last stable offset, read when called)."""
+        """Everything committed up to now (the end is the last stable offset, read when called), and whatever
+        the last poll brought beyond it: records the fleet committed meanwhile are returned, never read past
+        (the next :meth:`poll` starts after them)."""
         end = self.consumer.end_offsets([self.tp])[self.tp]
         out: list[ModelRecord] = []
         news = time.monotonic()
@@ -135,7 +137,7 @@ class ModelTopicReader:
             records = self.poll(timeout_ms=500)
             if records:
                 news = time.monotonic()
-            out.extend(r for r in records if r.offset < end)
+            out.extend(records)
             if time.monotonic() - news > stall_s:
                 raise StateTopicUnreadable(f"{self.topic}: no record for {stall_s:.0f} s before its end {end}")
         return out

@@ -99,3 +99,29 @@ def test_a_changelog_that_never_gets_there_is_used_after_the_wait_and_reported(k
     assert resume == {}
     assert core.partitions[0].next_offset == FIRST
     assert f"from the {EVENTS - FIRST} records between is missing" in caplog.text
+
+
+def test_records_committed_between_the_end_and_the_first_read_are_not_read_past(kafka_settings, caplog, monkeypatch):
+    """The markers land just after the restore took the changelog's end: the first poll brings the last batch
+    beyond that end. It must be read again once the restore reads on, not skipped."""
+    monkeypatch.setattr(changelog_module, "SETTLE_S", 5.0)
+    producer, worker = _setup(kafka_settings)
+    open_transaction = [producer]
+
+    class MarkersLandAfterTheEnd(KafkaConsumer):
+        def end_offsets(self, partitions):
+            ends = super().end_offsets(partitions)
+            while open_transaction:
+                open_transaction.pop().commit_transaction()
+            return ends
+
+    monkeypatch.setattr(changelog_module, "KafkaConsumer", MarkersLandAfterTheEnd)
+    try:
+        with caplog.at_level(logging.INFO):
+            _, core, resume = _rebuild(kafka_settings)
+    finally:
+        producer.close()
+    assert resume == {}
+    assert "is missing" not in caplog.text
+    assert core.partitions[0].next_offset == EVENTS, "the state skipped the previous owner's last batch"
+    assert _as_json(core.partitions[0].snapshot()) == _as_json(worker.partitions[0].snapshot())

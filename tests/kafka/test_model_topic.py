@@ -165,3 +165,38 @@ def test_a_fleets_model_of_other_settings_is_left_out_at_start_and_the_lessons_t
     assert "fleet's model" in how and learning.refused == 1
     assert learning.clock == {"a": 1}
     assert learned(core) == learned(whole)
+
+
+def test_a_lesson_committed_while_a_starting_worker_reads_to_the_end_is_folded_once_it_runs(kafka_settings, events):
+    """The end a start reads to is the last stable offset when it looked; a poll can then return lessons the
+    fleet committed since. Those must be folded, not read past: a lesson skipped and a later one of the same
+    worker folded leaves a clock that claims the skipped one (a model written from it lacks its examples)."""
+    b, whole = build_processor(kafka_settings), build_processor(kafka_settings)
+    _teach(whole, events[:3000])
+    lessons = []
+    for seq, (start, end) in enumerate(((0, 1000), (1000, 2000), (2000, 3000)), 1):
+        _teach(b, events[start:end], start)
+        lessons.append(ModelRecord("lesson", "b", seq, 0, b.lesson()))
+    _publish(kafka_settings, lessons[0])
+    core = build_processor(kafka_settings)
+    learning = SharedLearning(core, lambda: build_processor(kafka_settings), kafka_settings.kafka, "c")
+    consumer = learning.reader.consumer
+    end_offsets = consumer.end_offsets
+
+    def end_then_more(tps):  # the fleet commits two more lessons just after the starting worker took the end
+        ends = end_offsets(tps)
+        consumer.end_offsets = end_offsets
+        _publish(kafka_settings, *lessons[1:])
+        return ends
+
+    consumer.end_offsets = end_then_more
+    try:
+        learning.start(None, replayed_gap=False)
+        deadline = time.monotonic() + 30
+        while learning.clock.get("b", 0) < 3 and time.monotonic() < deadline:
+            learning.fold_new()
+            time.sleep(0.1)
+    finally:
+        learning.close()
+    assert learning.clock == {"b": 3}
+    assert learned(core) == learned(whole)  # every lesson folded, the ones committed during the start included
