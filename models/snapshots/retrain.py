@@ -4,9 +4,11 @@ One run, :func:`retrain`:
 
 1. rebuild the sampled training rows from the archive (:mod:`models.snapshots.archive_rows`), as of a day;
 2. hold out the most recent ``holdout_days`` of rows; train each model (``intent``, ``price``) on the rest —
-   ``scratch``: a new booster on the whole sample; ``warm``: the current snapshot's booster continued with
-   ``xgb_model`` on the rows newer than the data it was trained on (falls back to scratch when there is no
-   usable current snapshot);
+   ``scratch``: a new booster on the whole sample; ``warm``: the current snapshot's booster fine-tuned
+   (:func:`models.snapshots.fine_tune.fine_tune`) on the rows newer than the data it learned: a few trees earned
+   by the rows, a leaf refresh at ``max_trees``, or, on fewer than ``warm_min_rows`` new rows, nothing (the
+   snapshot is kept as it is, and those rows wait for a later night). It falls back to scratch when there is no
+   usable current snapshot, or when that one learned from fewer than ``warm_min_rows`` rows in all;
 3. score the challenger and the current snapshot (the champion) on the held-out slice, and let the gate decide;
 4. write the snapshot to the registry (always: a rejected challenger is kept for inspection) with its
    metadata — data window, the sample's per-tier sizes, metrics, the verdict, features, code version, compute —
@@ -29,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, timedelta, tzinfo
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import xgboost
@@ -40,6 +42,7 @@ from models.errors import SnapshotRejected
 from models.history.sampling import RecencySampler, Tier, format_tiers, parse_tiers
 from models.settings import ModelSettings
 from models.snapshots.archive_rows import PRICE_FEATURE_NAMES, TrainingData, build_training_data
+from models.snapshots.fine_tune import fine_tune, worth_continuing
 from models.snapshots.registry import Registry, Snapshot
 from models.snapshots.training import TrainingSet, TrainParams, evaluate, gate, train
 
@@ -130,6 +133,9 @@ class ModeResult:
     wall_s: float
     holdout: dict[str, Any]
     note: str | None = None
+    # the last day and the number of rows the booster has learned from, all trainings it continues included
+    trained_through: date | None = None
+    rows_learned: int | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -167,13 +173,12 @@ def retrain(
     data = build_training_data(config.archive, sampler, sessions, config.offer_terms, tz, on_day=on_day)
     read_s = time.perf_counter() - started_wall
     champion = _champion(registry)
-    champion_last_day = _last_day(champion)
 
     models: dict[str, xgboost.Booster] = {}
     per_model: dict[str, Any] = {}
     verdicts: dict[str, Any] = {}
     for name, rows in (("intent", data.intent), ("price", data.price)):
-        result = _train_model(name, rows, config, champion, champion_last_day)
+        result = _train_model(name, rows, config, champion)
         per_model[name] = result
         if result.get("booster") is not None:
             models[name] = result.pop("booster")
@@ -238,13 +243,23 @@ def _champion(registry: Registry) -> Snapshot | None:
         return None
 
 
-def _last_day(snapshot: Snapshot | None) -> date | None:
-    """The last day the snapshot was trained on (its held-out days were not: warm starts learn them)."""
+def _last_day(snapshot: Snapshot | None, name: str) -> date | None:
+    """The last day the snapshot's model ``name`` learned (its held-out days it did not: a fine-tune learns them;
+    a fine-tune that waited learned none of its window)."""
     if snapshot is None:
         return None
     window = snapshot.metadata.get("data_window", {})
-    last = window.get("trained_through") or window.get("last_day")
+    model = snapshot.metadata.get("models", {}).get(name, {})
+    last = model.get("trained_through") or window.get("trained_through") or window.get("last_day")
     return date.fromisoformat(last) if last else None
+
+
+def _rows_learned(snapshot: Snapshot | None, name: str) -> int | None:
+    """How many rows the snapshot's model ``name`` learned from in all (None: a snapshot that did not say)."""
+    if snapshot is None:
+        return None
+    rows = snapshot.metadata.get("models", {}).get(name, {}).get("rows_learned")
+    return None if rows is None else int(rows)
 
 
 def _data_window(config: RetrainConfig, data: TrainingData) -> dict[str, Any]:
@@ -265,12 +280,18 @@ def _holdout_start(data: TrainingData, holdout_days: int) -> str | None:
     return (days[1] - timedelta(days=holdout_days - 1)).isoformat()
 
 
+class Learned(NamedTuple):
+    """What the current snapshot's model learned: through which day, from how many rows (None: not known)."""
+
+    through: date | None
+    rows: int | None
+
+
 def _train_model(
     name: str,
     rows: TrainingSet,
     config: RetrainConfig,
     champion: Snapshot | None,
-    champion_last_day: date | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"booster": None, "rows_sampled": len(rows), "positives": rows.positives}
     if len(rows) == 0:
@@ -282,12 +303,13 @@ def _train_model(
         out["note"] = "the training rows hold a single class: nothing to learn"
         return out
     base = champion.models.get(name) if champion is not None else None
+    learned = Learned(_last_day(champion, name), _rows_learned(champion, name))
     modes: list[Mode] = [config.mode]
     if config.compare:
         modes.append("warm" if config.mode == "scratch" else "scratch")
     results: dict[str, ModeResult] = {}
     for mode in modes:
-        results[mode] = _fit(mode, X, y, w, days, (hX, hy, hw), config, base, champion_last_day, rows.feature_names)
+        results[mode] = _fit(mode, X, y, w, days, (hX, hy, hw), config, base, learned, rows.feature_names)
     chosen = results[config.mode]
     champion_holdout = (
         evaluate(base, hX, hy, hw) if base is not None and len(hy) else {"note": "no current snapshot of this model"}
@@ -302,6 +324,8 @@ def _train_model(
     )
     out["booster"] = chosen.booster
     out["note"] = chosen.note
+    out["trained_through"] = chosen.trained_through.isoformat() if chosen.trained_through else None
+    out["rows_learned"] = chosen.rows_learned
     return out
 
 
@@ -314,24 +338,37 @@ def _fit(
     holdout: tuple[np.ndarray, np.ndarray, np.ndarray],
     config: RetrainConfig,
     base: xgboost.Booster | None,
-    base_last_day: date | None,
+    learned: Learned,
     feature_names: tuple[str, ...] | list[str],
 ) -> ModeResult:
+    last = date.fromordinal(int(days.max())) if len(days) else None
     note = None
-    if mode == "warm" and base is not None:
-        new = days > base_last_day.toordinal() if base_last_day is not None else np.ones(len(days), dtype=bool)
-        X, y, w = X[new], y[new], w[new]
-        note = f"continued {_name(base)} on {int(new.sum())} rows newer than {base_last_day}"
-        if len(y) == 0 or len(np.unique(y)) < 2:
-            return ModeResult(base, 0, 0.0, 0.0, _holdout_eval(base, holdout), note + ": nothing new to learn")
-    elif mode == "warm":
-        note = "no current snapshot to continue: trained from scratch"
-        base = None
+    if mode == "warm" and base is not None and worth_continuing(learned.rows, config.params):
+        new = days > learned.through.toordinal() if learned.through is not None else np.ones(len(days), dtype=bool)
+        result = fine_tune(X[new], y[new], w[new], list(feature_names), config.params, base)
+        done = "kept" if result.action == "wait" else "fine-tuned"
+        note = f"{done} {_name(base)}, rows newer than {learned.through}: {result.note}"
+        if result.action == "wait":  # the snapshot as it is; its new rows wait for a later night
+            return ModeResult(base, 0, 0.0, 0.0, _holdout_eval(base, holdout), note, learned.through, learned.rows)
+        rows = (learned.rows or 0) + result.rows
     else:
-        base = None
-    result = train(X, y, w, list(feature_names), config.params, base=base)
+        if mode == "warm":
+            note = (
+                "no current snapshot to continue: trained from scratch"
+                if base is None
+                else f"{_name(base)} learned from only {learned.rows} rows: trained from scratch"
+            )
+        result = train(X, y, w, list(feature_names), config.params)
+        rows = result.rows
     return ModeResult(
-        result.booster, result.rows, result.cpu_s, result.wall_s, _holdout_eval(result.booster, holdout), note
+        result.booster,
+        result.rows,
+        result.cpu_s,
+        result.wall_s,
+        _holdout_eval(result.booster, holdout),
+        note,
+        last,
+        rows,
     )
 
 

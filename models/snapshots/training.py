@@ -1,9 +1,10 @@
 """The XGBoost part of the nightly retrain: collect rows, train (from scratch or warm), evaluate, gate.
 
 The caller streams the recency-sampled archive into a :class:`TrainingSet`, holds out the most recent days with
-:meth:`TrainingSet.split_recent`, trains a challenger with :func:`train` (``base=None`` for a full retrain, the
-current snapshot's booster to continue it), scores challenger and champion on the same held-out slice with
-:func:`evaluate`, and lets :func:`gate` decide whether the challenger replaces the current snapshot.
+:meth:`TrainingSet.split_recent`, trains a challenger with :func:`train` (a full retrain) or fine-tunes the
+current snapshot's booster on the new rows (:func:`models.snapshots.fine_tune.fine_tune`), scores challenger and
+champion on the same held-out slice with :func:`evaluate`, and lets :func:`gate` decide whether the challenger
+replaces the current snapshot.
 
 >>> from datetime import date
 >>> rng = np.random.default_rng(0)
@@ -197,9 +198,12 @@ class TrainingSet:
 class TrainParams:
     """Hyperparameters of a snapshot training; :meth:`to_xgb` gives xgboost's params dict.
 
-    ``num_rounds`` trees for a scratch training, ``warm_rounds`` more for a continued one. Early stopping on
-    ``eval_metric`` uses a validation split of ``validation_fraction`` of the training rows (drawn with
-    ``seed``), only when that split has at least ``min_validation_rows`` rows and both classes.
+    ``num_rounds`` trees for a scratch training. A fine-tune of an existing booster
+    (:func:`models.snapshots.fine_tune.fine_tune`) adds one tree per ``warm_rows_per_round`` new rows, at most
+    ``warm_rounds``, and learns nothing from fewer than ``warm_min_rows`` new rows (they wait for a later one).
+    No booster holds more than ``max_trees`` trees: at the cap a fine-tune refreshes the leaves instead.
+    Early stopping on ``eval_metric`` uses a validation split of ``validation_fraction`` of the training rows
+    (drawn with ``seed``), only when that split has at least ``min_validation_rows`` rows and both classes.
     ``nthread=0`` means all cores; results are reproducible for a fixed ``seed`` and ``nthread``.
 
     >>> TrainParams(seed=3, nthread=2).to_xgb()["seed"], TrainParams().to_xgb().get("nthread")
@@ -217,14 +221,19 @@ class TrainParams:
     nthread: int = 0
     seed: int = 0
     early_stopping_rounds: int | None = 20
-    warm_rounds: int = 50
+    warm_rounds: int = 10
+    warm_rows_per_round: int = 50
+    warm_min_rows: int = 200
+    max_trees: int = 600
     eval_metric: str = "logloss"
     validation_fraction: float = 0.1
     min_validation_rows: int = 1000
 
     def __post_init__(self) -> None:
-        if self.num_rounds < 1 or self.warm_rounds < 1:
-            raise ValueError("num_rounds and warm_rounds must be >= 1")
+        if min(self.num_rounds, self.warm_rounds, self.warm_rows_per_round, self.warm_min_rows) < 1:
+            raise ValueError("num_rounds, warm_rounds, warm_rows_per_round and warm_min_rows must be >= 1")
+        if self.num_rounds > self.max_trees:
+            raise ValueError(f"num_rounds ({self.num_rounds}) must not exceed max_trees ({self.max_trees})")
         if self.nthread < 0:
             raise ValueError(f"nthread must be >= 0 (0: all cores), got {self.nthread}")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -256,6 +265,9 @@ class TrainResult:
     ``cpu_s`` is the process CPU time (``time.process_time``, which sums all of xgboost's threads), ``wall_s``
     the elapsed time; both include building the DMatrix. ``rounds`` counts all trees (a warm start's base
     included); ``best_iteration`` is the last tree kept (``rounds - 1``: early stopping keeps only up to the best).
+    ``action`` says what the training did: ``scratch``, ``add`` (trees added to a base), ``refresh`` (the base's
+    leaves re-estimated, no tree added) or ``wait`` (nothing learned: ``booster`` is the base and ``rows`` 0);
+    ``note`` says why, in words.
     """
 
     booster: xgb.Booster
@@ -266,6 +278,8 @@ class TrainResult:
     best_iteration: int
     validation_rows: int
     warm: bool
+    action: str = "scratch"
+    note: str | None = None
 
     @property
     def rows_per_s(self) -> float:
@@ -280,18 +294,24 @@ def train(
     feature_names: Sequence[str],
     params: TrainParams | None = None,
     base: xgb.Booster | None = None,
+    rounds: int | None = None,
 ) -> TrainResult:
-    """Train from scratch (``base=None``, ``num_rounds`` trees) or continue ``base`` with ``warm_rounds`` trees.
+    """Train from scratch (``base=None``, ``num_rounds`` trees) or continue ``base`` with ``rounds`` more trees
+    (default ``warm_rounds``; :func:`models.snapshots.fine_tune.fine_tune` decides how many a night's rows earn).
 
-    ``base`` itself is not modified. NaN features are missing values.
+    The result never holds more than ``params.max_trees`` trees (ValueError when asked for more). ``base`` itself
+    is not modified. NaN features are missing values.
     """
     params = params or TrainParams()
     X, y, w = _as_float32(X, y, w, len(feature_names))
     if y.shape[0] == 0:
         raise ValueError("no rows to train on")
     names = list(feature_names)
-    if base is not None and base.feature_names is not None and list(base.feature_names) != names:
-        raise ValueError(f"base booster features {base.feature_names} differ from {names}")
+    check_base(base, names)
+    adding = rounds if rounds is not None else params.warm_rounds if base is not None else params.num_rounds
+    have = base.num_boosted_rounds() if base is not None else 0
+    if adding < 1 or have + adding > params.max_trees:
+        raise ValueError(f"{have} trees + {adding} more: need 1 to max_trees ({params.max_trees}) in all")
     cpu0, wall0 = time.process_time(), time.perf_counter()
     fit, val = _validation_split(y, params)
     dmatrix_threads = params.nthread or None
@@ -317,24 +337,32 @@ def train(
     booster = xgb.train(
         params.to_xgb(),
         dmatrix(fit),
-        num_boost_round=params.warm_rounds if base is not None else params.num_rounds,
+        num_boost_round=adding,
         evals=evals,
         callbacks=callbacks,
         xgb_model=base,
         verbose_eval=False,
     )
     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
-    rounds = booster.num_boosted_rounds()
+    trees = booster.num_boosted_rounds()
     return TrainResult(
         booster=booster,
         cpu_s=cpu_s,
         wall_s=wall_s,
         rows=int(y.shape[0]),
-        rounds=rounds,
-        best_iteration=rounds - 1,
+        rounds=trees,
+        best_iteration=trees - 1,
         validation_rows=0 if val is None else int(np.count_nonzero(val)),
         warm=base is not None,
+        action="add" if base is not None else "scratch",
+        note=f"added {trees - have} trees" if base is not None else None,
     )
+
+
+def check_base(base: xgb.Booster | None, feature_names: Sequence[str]) -> None:
+    """ValueError when ``base`` was trained on other features than ``feature_names`` (in that order)."""
+    if base is not None and base.feature_names is not None and list(base.feature_names) != list(feature_names):
+        raise ValueError(f"base booster features {base.feature_names} differ from {list(feature_names)}")
 
 
 def _validation_split(

@@ -36,7 +36,13 @@ log = logging.getLogger(__name__)
 @click.option("--gate-metric", type=click.Choice(["auc", "logloss", "ece"]), default=None, help="Metric of the gate.")
 @click.option("--gate-tolerance", type=click.FloatRange(min=0), default=None, help="How much worse may still go live.")
 @click.option("--compare/--no-compare", default=True, show_default=True, help="Also train the other mode and compare.")
-@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Boosting rounds from scratch (default 200).")
+@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Boosting rounds from scratch (default 400).")
+@click.option(
+    "--max-trees",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most trees a snapshot's booster holds (default 600); at the cap --mode warm refreshes leaves instead.",
+)
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True, help="XGBoost threads, 0 = all.")
 @click.option("--schedule", type=click.Choice(["nightly"]), default=None, help="Keep running: nightly, and on drift.")
 @click.option("--at", "at", default=None, help="UTC time of the nightly run with --schedule (default 02:00).")
@@ -53,6 +59,7 @@ def retrain(
     gate_tolerance: float | None,
     compare: bool,
     rounds: int | None,
+    max_trees: int | None,
     threads: int,
     schedule: str | None,
     at: str | None,
@@ -67,7 +74,9 @@ def retrain(
     days 31-90, 10% of days 91-180, nothing older; each row weighted by 1/rate), trains XGBoost models for
     purchase intent and price sensitivity, and compares them with the current snapshot on the most recent
     held-out days. The snapshot is written to the registry either way; it goes live only if it passes.
-    --mode warm continues the current snapshot on the days it has not seen (xgb_model); with --compare
+    --mode warm fine-tunes the current snapshot on the rows of the days it has not learned: one tree per 50
+    new rows, at most 10 (xgb_model); at --max-trees it refreshes the leaves instead of adding trees; on fewer
+    than 200 new rows it keeps the snapshot as it is and those rows wait for a later night. With --compare
     (default) the other mode is trained on the same rows and both are printed with their compute time.
     With --schedule nightly it keeps running: each night at --at (UTC) as of the day before, and early
     (as of today) when a worker's drift alarm asks, at most once per models.drift_retrain_min_interval_s.
@@ -97,9 +106,16 @@ def retrain(
         m = m.model_validate(m.model_dump() | {k: v for k, v in overrides.items() if v is not None})
     except (ValueError, ConfigError) as exc:
         raise click.UsageError(str(exc)) from None
-    params = dataclasses.replace(NIGHTLY_PARAMS, seed=settings.seed, nthread=threads)
-    if rounds is not None:
-        params = dataclasses.replace(params, num_rounds=rounds)
+    try:
+        params = dataclasses.replace(
+            NIGHTLY_PARAMS,
+            seed=settings.seed,
+            nthread=threads,
+            num_rounds=NIGHTLY_PARAMS.num_rounds if rounds is None else rounds,
+            max_trees=NIGHTLY_PARAMS.max_trees if max_trees is None else max_trees,
+        )
+    except ValueError as exc:  # e.g. --rounds above --max-trees
+        raise click.UsageError(str(exc)) from None
 
     def once(day: Any, reason: str) -> None:
         config = nightly_config(

@@ -157,6 +157,9 @@ def run_backtest(
                 "eta": config.params.eta,
                 "num_rounds": config.params.num_rounds,
                 "warm_rounds": config.params.warm_rounds,
+                "warm_rows_per_round": config.params.warm_rows_per_round,
+                "warm_min_rows": config.params.warm_min_rows,
+                "max_trees": config.params.max_trees,
             },
         },
         "strategies": {

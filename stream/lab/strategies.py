@@ -10,8 +10,11 @@ strategy is evaluated on data it trained on. Each strategy counts any forecast o
 * ``full``: nightly XGBoost from scratch on every labelled row so far;
 * ``sampled``: nightly from scratch on the recency sample (tiers as ``offerstream retrain``, default
   100 % of the last 30 days, 50 % of days 31-90, 10 % of days 91-180, weighted by 1/rate);
-* ``warm``: nightly continuation of the previous booster on the rows labelled since it last trained (the
-  day's; the first night trains from scratch);
+* ``warm``: nightly fine-tune of the previous booster on the rows labelled since it last trained (the day's), as
+  ``retrain --mode warm`` does it (:func:`models.snapshots.fine_tune.fine_tune`): one tree per 50 new rows, at
+  most 10, a leaf refresh once the booster holds ``max_trees``, nothing while fewer than ``warm_min_rows`` rows
+  have come in (they wait for a later night). Until it has learned from ``warm_min_rows`` rows in all it trains
+  from scratch on everything labelled, as the first snapshot is trained on the history there is;
 * ``online``: the worker's River intent learner, learning each session as it closes, no snapshot;
 * ``hybrid``: the online learner and the ``sampled`` snapshot together, as the worker runs them; its forecast
   is their equal-weight blend in log-odds (the snapshot's alone before the learner has seen a session);
@@ -44,6 +47,7 @@ import xgboost as xgb
 
 from models.history.sampling import DEFAULT_TIERS, RecencySampler, Tier
 from models.learners.factory import make_learners
+from models.snapshots.fine_tune import fine_tune, worth_continuing
 from models.snapshots.retrain import NIGHTLY_PARAMS
 from models.snapshots.training import TrainParams, train
 from stream.lab.rows import LabRows, row_features
@@ -154,6 +158,12 @@ class SnapshotStrategy(Strategy):
         self._nights = 0  # nights since the last training
         self._due = False  # a retrain was requested for tonight
         self._trained_until_ms: int | None = None  # end of the last training's window
+        self._rows_learned = 0  # rows the booster learned from: its scratch training's and every fine-tune's
+
+    @property
+    def rows_learned(self) -> int:
+        """Rows the booster has learned from: its scratch training's and every fine-tune's since."""
+        return self._rows_learned
 
     def predict(self, day: Day) -> npt.NDArray[np.float64] | None:
         return self.probe(day.decided)
@@ -185,14 +195,21 @@ class SnapshotStrategy(Strategy):
         y = self.rows.y[idx]
         if len(idx) == 0 or len(np.unique(y)) < 2:
             return Training(rows=len(idx), cpu_s=0.0, note="nothing to learn: one class or no rows")
+        X, names = self.rows.X[idx], self.rows.feature_names
         with _peak_memory() as peak:
-            result = train(self.rows.X[idx], y, w, self.rows.feature_names, self.params, base=base)
+            if base is None:
+                result = train(X, y, w, names, self.params)
+            else:
+                result = fine_tune(X, y, w, names, self.params, base)
+        if result.action == "wait":  # too few rows to learn from: they stay for a later night
+            return Training(rows=0, cpu_s=result.cpu_s, trees=result.rounds, note=result.note)
         self.booster = result.booster
+        self._rows_learned = result.rows + (self._rows_learned if base is not None else 0)
         self.learned[idx] = True
         self._trained_until_ms = day.end_ms
         self._nights = 0
         self._due = False
-        return Training(rows=result.rows, cpu_s=result.cpu_s, peak_mb=peak(), trees=result.rounds)
+        return Training(rows=result.rows, cpu_s=result.cpu_s, peak_mb=peak(), trees=result.rounds, note=result.note)
 
     def request_retrain(self) -> None:
         self._due = True
@@ -240,9 +257,12 @@ class Warm(SnapshotStrategy):
     name = "warm"
 
     def training_rows(self, day: Day) -> tuple[IntArray, npt.NDArray[np.float32], xgb.Booster | None]:
-        """Rows labelled since the last training (the day's, nightly), continuing its booster."""
+        """Rows labelled since the last training (the day's, nightly), to fine-tune its booster; every row labelled
+        so far, from scratch, while the booster has learned from too few rows to be worth continuing."""
         idx = self._labelled_by(day)
-        if self.booster is not None and self._trained_until_ms is not None:
+        if self.booster is None or not worth_continuing(self.rows_learned, self.params):
+            return idx, np.ones(len(idx), dtype=np.float32), None
+        if self._trained_until_ms is not None:
             idx = idx[self.rows.closed_ms[idx] >= self._trained_until_ms]
         return idx, np.ones(len(idx), dtype=np.float32), self.booster
 

@@ -63,17 +63,44 @@ def test_first_snapshot_is_promoted_with_its_sample_and_verdict(archive, tmp_pat
     assert snapshot.has("intent") and snapshot.has("price")
 
 
-def test_warm_continues_the_current_snapshot_on_new_days_only(archive, tmp_path):
+def test_warm_fine_tunes_the_current_snapshot_on_new_days_only(archive, tmp_path):
     archive_dir, _ = archive
     days = archive_days(archive_dir, "events")[:-1]  # the last partition holds a few minutes: no labels yet
-    retrain(archive_dir, tmp_path / "reg", days[-2], "--no-compare")
+    first = retrain(archive_dir, tmp_path / "reg", days[-3], "--no-compare")
     report = retrain(archive_dir, tmp_path / "reg", days[-1], "--mode", "warm")
-    warm = report["models"]["intent"]["modes"]["warm"]
-    scratch = report["models"]["intent"]["modes"]["scratch"]
-    assert "continued the current snapshot" in warm["note"]
-    assert 0 < warm["rows"] < scratch["rows"]  # only the days the champion never trained on
+    intent = report["models"]["intent"]
+    warm, scratch = intent["modes"]["warm"], intent["modes"]["scratch"]
+    assert "fine-tuned the current snapshot" in warm["note"] and "trees (one per 50" in warm["note"]
+    assert 0 < warm["rows"] < scratch["rows"]  # only the days the champion never trained on (two of them)
+    assert intent["rows_learned"] == first["models"]["intent"]["rows_learned"] + warm["rows"]
+    assert intent["trained_through"] == days[-2].isoformat()
     assert report["champion"] == "v00001" and report["version"] == "v00002"
-    assert report["models"]["intent"]["champion_holdout"]["auc"] is not None
+    assert intent["champion_holdout"]["auc"] is not None
+
+
+def test_warm_keeps_the_snapshot_on_too_few_new_rows_and_they_wait(archive, tmp_path):
+    archive_dir, _ = archive
+    days = archive_days(archive_dir, "events")[:-1]
+    first = retrain(archive_dir, tmp_path / "reg", days[-2], "--no-compare")
+    report = retrain(archive_dir, tmp_path / "reg", days[-1], "--mode", "warm", "--no-compare")
+    intent, before = report["models"]["intent"], first["models"]["intent"]
+    warm = intent["modes"]["warm"]
+    assert warm["rows"] == 0 and "fewer than warm_min_rows (200): they wait" in warm["note"]
+    # the snapshot learned nothing new, so the next night's fine-tune starts where it left off
+    assert (intent["trained_through"], intent["rows_learned"]) == (before["trained_through"], before["rows_learned"])
+    registry = Registry(tmp_path / "reg")
+    kept, original = (registry.load(v, FEATURES_VERSION).models["intent"] for v in ("v00002", "v00001"))
+    assert kept.save_raw() == original.save_raw()
+
+
+def test_max_trees_bounds_the_rounds(archive, tmp_path):
+    archive_dir, _ = archive
+    result = CliRunner().invoke(
+        main,
+        ["retrain", "--archive", str(archive_dir), "--registry", str(tmp_path / "reg"), "--as-of", "2026-01-05",
+         "--rounds", "50", "--max-trees", "40"],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "must not exceed max_trees (40)" in result.output
 
 
 def test_a_worse_challenger_stays_out_of_service(archive, tmp_path):
