@@ -8,7 +8,7 @@ PY := $(BIN)/python
 KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format docs test test-fast ci run bench bench-drift bench-fleet bench-memory bench-retrain bench-freshness bench-ope bench-policies lab bench-real clean fuzz
+.PHONY: help setup lint format docs test test-fast ci run bench bench-drift bench-fleet bench-memory bench-retrain bench-freshness bench-ope bench-policies bench-sharing lab bench-real clean fuzz
 
 include docker/kafka/kafka.mk
 
@@ -68,7 +68,7 @@ run: $(BIN)/offerstream ## Worker(s) + closed-loop simulated shop with a live su
 		exec $(BIN)/offerstream demo --workers $(WORKERS); \
 	fi
 
-bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, worker vs raw pass-through, several workers, memory, then the retrain, freshness, drift, OPE and policy benches
+bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, worker vs raw pass-through, several workers, memory, then the retrain, freshness, drift, OPE, policy and sharing benches
 	$(PY) -m bench.benchmark
 	$(PY) -m bench.fleet
 	$(PY) -m bench.memory
@@ -77,6 +77,7 @@ bench: $(BIN)/offerstream $(OBD_STAMP) ## Replay throughput and stage profile, w
 	$(PY) -m bench.drift
 	$(PY) -m bench.ope
 	$(PY) -m bench.policies
+	$(PY) -m bench.sharing
 
 bench-fleet: $(BIN)/offerstream ## Events/s with one and two workers in a group, restore time per 100,000 users from the changelog
 	$(PY) -m bench.fleet
@@ -127,3 +128,6 @@ clean: ## Remove build and run artefacts (not the broker jar cache)
 
 bench-policies: $(BIN)/offerstream ## Bandit policies closed loop on the simulator (profit vs oracle and best fixed offer) and µs per decision
 	$(PY) -m bench.policies
+
+bench-sharing: $(BIN)/offerstream ## What a worker has learned, day by day: workers sharing lessons vs apart vs one worker (held-out day)
+	$(PY) -m bench.sharing
