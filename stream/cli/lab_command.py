@@ -192,7 +192,8 @@ def render(result: dict[str, Any]) -> str:
 @click.option(
     "--retrain-on-drift",
     is_flag=True,
-    help="Also retrain the snapshots the night after the online intent learner's drift detector (ADWIN) fires.",
+    help="Also retrain the snapshots the night after the online intent learner's drift detector (ADWIN) fires "
+    "(silent in the stream's first 28 days, while the history features fill, as in the worker).",
 )
 @click.option(
     "--repurchase-days",

@@ -30,6 +30,7 @@ from models.history.sampling import DEFAULT_TIERS, Tier, format_tiers, uniform
 from models.snapshots.quality import auc_summary, ece, log_loss
 from models.snapshots.retrain import NIGHTLY_PARAMS
 from models.snapshots.training import TrainParams
+from stream.engine.settings import ProcessingSettings
 from stream.lab.rows import LabRows
 from stream.lab.strategies import STRATEGIES, Day, Online, Strategy, days_of, make_strategy
 
@@ -51,6 +52,8 @@ class LabConfig:
     window_days: int = 7  # around each marked change: this many days before and after are compared
     retrain_every: int = 1  # nights between snapshot trainings (1: nightly, 7: weekly)
     retrain_on_drift: bool = False  # also the night after the drift watch raised an alarm
+    # the drift watch ignores sessions closed this long after the stream's first decision, as the worker does
+    drift_warmup_days: float = ProcessingSettings.model_fields["drift_warmup_days"].default
     offers: tuple[Offer, ...] = field(default_factory=default_catalogue)  # what a price model chooses among
     margin: float = 0.30  # gross margin, for the value at stake of each offer
 
@@ -104,7 +107,8 @@ def run_backtest(
     ]
     daily: dict[str, list[dict[str, Any]]] = {s.name: [] for s in strategies}
     probed: dict[str, list[dict[str, Any]]] = {s.name: [] for s in strategies}
-    watch = Online(rows, config.seed, held_out)  # the drift watch: the worker's intent learner and its ADWIN
+    # the drift watch: the worker's intent learner and its ADWIN, silent while the history features warm up
+    watch = Online(rows, config.seed, held_out, config.drift_warmup_days)
     for day in days_of(rows):
         y = rows.y[day.decided]
         alarms = len(watch.drift_alarm_ms)
@@ -152,6 +156,7 @@ def run_backtest(
             "tiers": format_tiers(config.tiers),
             "retrain_every_nights": config.retrain_every,
             "retrain_on_drift": config.retrain_on_drift,
+            "drift_warmup_days": config.drift_warmup_days,
             "xgboost": {
                 "max_depth": config.params.max_depth,
                 "eta": config.params.eta,

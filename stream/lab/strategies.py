@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 
+from models.behaviour.state import DAY_MS
 from models.history.sampling import DEFAULT_TIERS, RecencySampler, Tier
 from models.learners.factory import make_learners
 from models.snapshots.fine_tune import fine_tune, worth_continuing
@@ -270,13 +271,23 @@ class Warm(SnapshotStrategy):
 class Online(Strategy):
     name = "online"
 
-    def __init__(self, rows: LabRows, seed: int, held_out: npt.NDArray[np.bool_] | None = None) -> None:
+    def __init__(
+        self,
+        rows: LabRows,
+        seed: int,
+        held_out: npt.NDArray[np.bool_] | None = None,
+        drift_warmup_days: float = 0.0,
+    ) -> None:
         super().__init__(rows, seed, held_out)
         # the worker's learner of the same model: intent, or price sensitivity on price rows
         self.learner = make_learners(seed)["price_sensitivity" if rows.kind == "price" else "intent"]
         self._learn_cpu = 0.0
         self._learned_today = 0
         self.drift_alarm_ms: list[int] = []  # event times of the learner's ADWIN alarms (drift points)
+        # as in the worker (processing.drift_warmup_days): the monitor ignores sessions closed before the stream's
+        # history features have filled, counted from its first decision
+        first = int(rows.decision_ms.min()) if rows.n else 0
+        self._watch_from_ms = first + int(drift_warmup_days * DAY_MS)
 
     def predict(self, day: Day) -> npt.NDArray[np.float64]:
         """Walk the day in time order: forecast at each decision, learn at each close (a decision first on a tie)."""
@@ -294,7 +305,9 @@ class Online(Strategy):
                 alarms = self.learner.drift.alarms
                 started = time.process_time()
                 weight = float(rows.weights[i]) if rows.weights is not None else 1.0
-                self.learner.learn_one(rows.features(i), bool(rows.y[i]), weight=weight, ts_ms=int(rows.closed_ms[i]))
+                ts_ms = int(rows.closed_ms[i])
+                watch = ts_ms >= self._watch_from_ms
+                self.learner.learn_one(rows.features(i), bool(rows.y[i]), weight=weight, ts_ms=ts_ms, watch=watch)
                 self._learn_cpu += time.process_time() - started
                 if self.learner.drift.alarms > alarms:
                     self.drift_alarm_ms.append(int(rows.closed_ms[i]))
@@ -309,7 +322,7 @@ class Online(Strategy):
 
     def learn_now(self, x: dict[str, float], bought: bool, weight: float, ts_ms: int) -> None:
         started = time.process_time()
-        self.learner.learn_one(x, bought, weight=weight, ts_ms=ts_ms)
+        self.learner.learn_one(x, bought, weight=weight, ts_ms=ts_ms, watch=ts_ms >= self._watch_from_ms)
         self._learn_cpu += time.process_time() - started
         self._learned_today += 1
 

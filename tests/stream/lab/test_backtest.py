@@ -369,7 +369,8 @@ def _drifting_rows(days: int = 20, per_day: int = 150) -> LabRows:
 
 def test_a_drift_alarm_brings_the_next_retrain_forward():
     rows = _drifting_rows()
-    monthly = LabConfig(seed=1, strategies=("full",), retrain_every=30, probe_rate=0.0)
+    # synthetic rows: no history features to warm up, so the watch watches from the first session
+    monthly = LabConfig(seed=1, strategies=("full",), retrain_every=30, probe_rate=0.0, drift_warmup_days=0.0)
     on_drift = replace(monthly, retrain_on_drift=True)
     plain, triggered = run_backtest(rows, monthly), run_backtest(rows, on_drift)
     alarm_days = {a["day"] for a in triggered["drift_alarms"]}
@@ -383,6 +384,17 @@ def test_a_drift_alarm_brings_the_next_retrain_forward():
     stale = [d["logloss"] for d in plain["strategies"]["full"]["daily"] if d["day"] > later and d["logloss"]]
     assert len(after) == len(stale) >= 3
     assert np.mean(after) < np.mean(stale), "retrained on the new concept, it forecasts better than the stale one"
+
+
+def test_the_drift_watch_is_silent_while_the_history_features_warm_up():
+    rows = _drifting_rows()
+    watched = LabConfig(seed=1, strategies=("full",), retrain_every=30, probe_rate=0.0, retrain_on_drift=True)
+    assert watched.drift_warmup_days == 28.0  # the worker's processing.drift_warmup_days
+    early = replace(watched, drift_warmup_days=0.0)
+    assert run_backtest(rows, early)["drift_alarms"], "the flip is seen without a warm-up"
+    quiet = run_backtest(rows, watched)  # the whole stream is shorter than the warm-up
+    assert quiet["drift_alarms"] == [] and quiet["config"]["drift_warmup_days"] == 28.0
+    assert [d["day"] for d in quiet["strategies"]["full"]["daily"] if d["trees"] is not None] == ["2026-01-05"]
 
 
 def test_log_loss_gaps_are_measured_from_the_days_best_on_days_all_forecast():
