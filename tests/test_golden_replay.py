@@ -29,8 +29,8 @@ GOLDEN = {
     "rewards": "23e5f39222e14606f86b2a5672a837f499b11e3a23d3ca82758c301e004b439a",
     "dead_letters": "dcab8d2c78078f2c2f0a227d4c398aa49c66dc879dd149aba6449644654d74ed",
     "archive": "6c2a86e7c19de92cb15b2f4fad92ba7e8c1b1ecad7de3cc400bd8ff0e56c1f6b",
-    "scored_decisions": "7ad70fe645199cb0e3d573c22dd0f2b9478677b2e1d32bd7d7dacfff2e778cf0",
-    "scored_rewards": "8c2ddc8a0bdb3eb5bd200ab37b3b37288f859cf442093110be59bdbfeecd199d",
+    "scored_decisions": "db8c3ed66b1b2e35f02bcc9f06792c2840a4006a85694df1afebfddcae61a0df",
+    "scored_rewards": "64ac9076e2b5a5dc93a2fcf269440d9ea5bc5d4145b13f5b3d37db39906798ef",
 }
 
 # Bad lines, each inserted after the valid line of the same index: every one must become a dead letter.

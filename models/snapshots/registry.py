@@ -36,7 +36,9 @@ ROOT/
   it: nothing in-process can prevent that, so :meth:`Registry.promote` loads a snapshot before naming it
   current (a crash then stops the nightly job, not the workers).
 - **Scoring** (:meth:`Snapshot.score`) predicts in place on float32 rows, one thread per booster: a row's score
-  is bit-identical whether it is scored alone or in a batch of any size.
+  is bit-identical whether it is scored alone or in a batch of any size. A model whose metadata gives
+  ``models.<name>.calibration`` (:class:`models.snapshots.calibration.Platt`) is scored through it, from the
+  booster's margin; one without (older snapshots) scores as its booster alone.
 
 >>> import shutil, tempfile, numpy as np, xgboost as xgb
 >>> rng = np.random.default_rng(0)
@@ -71,6 +73,7 @@ import orjson
 import xgboost
 
 from models.errors import RegistryError, SnapshotRejected
+from models.snapshots.calibration import Platt
 from models.snapshots.ubjson import check_ubjson
 
 FORMAT = 1  # the registry's own format version, in every metadata.json
@@ -96,6 +99,7 @@ class Snapshot:
         self.feature_names: tuple[str, ...] = _str_tuple(metadata.get("feature_names"), "feature_names")
         self.models: dict[str, xgboost.Booster] = dict(models)
         self._columns = {name: model_columns(metadata, name) for name in self.models}
+        self.calibrations = {name: model_calibration(metadata, name) for name in self.models}
 
     def has(self, name: str) -> bool:
         return name in self.models
@@ -118,7 +122,11 @@ class Snapshot:
         width = len(self._columns[name])
         if rows.ndim != 2 or rows.shape[1] != width:
             raise ValueError(f"model {name!r} scores rows of {width} features, got an array of shape {rows.shape}")
-        return booster.inplace_predict(rows, missing=np.nan, validate_features=False)
+        calibration = self.calibrations.get(name)
+        if calibration is None:  # a snapshot written without calibration scores as its booster alone
+            return booster.inplace_predict(rows, missing=np.nan, validate_features=False)
+        margin = booster.inplace_predict(rows, missing=np.nan, validate_features=False, predict_type="margin")
+        return calibration.apply(margin)
 
     def score_one(self, name: str, x: np.ndarray) -> float:
         """The probability for one feature vector (exactly what :meth:`score` gives that row in any batch)."""
@@ -230,7 +238,10 @@ class Registry:
             name: _load_model(version, directory, name, entry, model_columns(metadata, name))
             for name, entry in metadata["files"].items()
         }
-        return Snapshot(version, metadata, models)
+        try:
+            return Snapshot(version, metadata, models)
+        except ValueError as exc:  # a malformed calibration entry
+            raise SnapshotRejected(version, f"metadata.json: {exc}") from None
 
     def load_current(self, expected_features_version: str | None = None) -> Snapshot | None:
         """The promoted snapshot, verified; None before the first promotion."""
@@ -276,6 +287,14 @@ def _str_tuple(value: object, field: str) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"{field} must be a list of strings, got {type(value).__name__}")
     return tuple(value)
+
+
+def model_calibration(metadata: Mapping[str, Any], name: str) -> Platt | None:
+    """The Platt scaling model ``name`` is scored with (``models.<name>.calibration``), or None for none.
+    ValueError when the entry is malformed."""
+    per_model = metadata.get("models")
+    entry = per_model.get(name) if isinstance(per_model, Mapping) else None
+    return Platt.from_metadata(entry.get("calibration")) if isinstance(entry, Mapping) else None
 
 
 def _check_models(models: Mapping[str, xgboost.Booster], metadata: Mapping[str, Any]) -> None:

@@ -42,6 +42,7 @@ from models.errors import SnapshotRejected
 from models.history.sampling import RecencySampler, Tier, format_tiers, parse_tiers
 from models.settings import ModelSettings
 from models.snapshots.archive_rows import PRICE_FEATURE_NAMES, TrainingData, build_training_data
+from models.snapshots.calibration import Platt
 from models.snapshots.fine_tune import fine_tune, worth_continuing
 from models.snapshots.registry import Registry, Snapshot
 from models.snapshots.training import TrainingSet, TrainParams, evaluate, gate, train
@@ -52,7 +53,13 @@ Mode = Literal["scratch", "warm"]
 # Nightly defaults: shallow trees, a small step and early stopping on a seeded validation split, so that a
 # small archive (a few thousand labelled sessions) does not overfit; a large one stops when it stops gaining.
 NIGHTLY_PARAMS = TrainParams(
-    max_depth=4, eta=0.05, num_rounds=400, min_child_weight=5.0, validation_fraction=0.15, min_validation_rows=30
+    max_depth=4,
+    eta=0.05,
+    num_rounds=400,
+    min_child_weight=5.0,
+    validation_fraction=0.15,
+    min_validation_rows=30,
+    calibration_folds=3,
 )
 MODEL_COLUMNS: dict[str, tuple[str, ...]] = {"intent": FEATURE_NAMES, "price": PRICE_FEATURE_NAMES}
 
@@ -136,6 +143,7 @@ class ModeResult:
     # the last day and the number of rows the booster has learned from, all trainings it continues included
     trained_through: date | None = None
     rows_learned: int | None = None
+    calibration: Platt | None = None  # the booster's Platt scaling (None: scored as it is)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -303,16 +311,20 @@ def _train_model(
         out["note"] = "the training rows hold a single class: nothing to learn"
         return out
     base = champion.models.get(name) if champion is not None else None
+    base_calibration = champion.calibrations.get(name) if champion is not None else None
     learned = Learned(_last_day(champion, name), _rows_learned(champion, name))
     modes: list[Mode] = [config.mode]
     if config.compare:
         modes.append("warm" if config.mode == "scratch" else "scratch")
     results: dict[str, ModeResult] = {}
     for mode in modes:
-        results[mode] = _fit(mode, X, y, w, days, (hX, hy, hw), config, base, learned, rows.feature_names)
+        fitted = _fit(mode, X, y, w, days, (hX, hy, hw), config, base, learned, rows.feature_names, base_calibration)
+        results[mode] = fitted
     chosen = results[config.mode]
     champion_holdout = (
-        evaluate(base, hX, hy, hw) if base is not None and len(hy) else {"note": "no current snapshot of this model"}
+        evaluate(base, hX, hy, hw, base_calibration)
+        if base is not None and len(hy)
+        else {"note": "no current snapshot of this model"}
     )
     out["modes"] = {mode: r.summary() for mode, r in results.items()}
     out["champion_holdout"] = champion_holdout
@@ -326,6 +338,7 @@ def _train_model(
     out["note"] = chosen.note
     out["trained_through"] = chosen.trained_through.isoformat() if chosen.trained_through else None
     out["rows_learned"] = chosen.rows_learned
+    out["calibration"] = chosen.calibration.to_metadata() if chosen.calibration is not None else None
     return out
 
 
@@ -340,6 +353,7 @@ def _fit(
     base: xgboost.Booster | None,
     learned: Learned,
     feature_names: tuple[str, ...] | list[str],
+    base_calibration: Platt | None = None,
 ) -> ModeResult:
     last = date.fromordinal(int(days.max())) if len(days) else None
     note = None
@@ -349,7 +363,8 @@ def _fit(
         done = "kept" if result.action == "wait" else "fine-tuned"
         note = f"{done} {_name(base)}, rows newer than {learned.through}: {result.note}"
         if result.action == "wait":  # the snapshot as it is; its new rows wait for a later night
-            return ModeResult(base, 0, 0.0, 0.0, _holdout_eval(base, holdout), note, learned.through, learned.rows)
+            holdout_eval = _holdout_eval(base, holdout, base_calibration)
+            return ModeResult(base, 0, 0.0, 0.0, holdout_eval, note, learned.through, learned.rows, base_calibration)
         rows = (learned.rows or 0) + result.rows
     else:
         if mode == "warm":
@@ -365,18 +380,23 @@ def _fit(
         result.rows,
         result.cpu_s,
         result.wall_s,
-        _holdout_eval(result.booster, holdout),
+        _holdout_eval(result.booster, holdout, result.calibration),
         note,
         last,
         rows,
+        result.calibration,  # a fine-tuned booster has none: its trees changed
     )
 
 
-def _holdout_eval(booster: xgboost.Booster, holdout: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, Any]:
+def _holdout_eval(
+    booster: xgboost.Booster,
+    holdout: tuple[np.ndarray, np.ndarray, np.ndarray],
+    calibration: Platt | None = None,
+) -> dict[str, Any]:
     hX, hy, hw = holdout
     if len(hy) == 0:
         return {"auc": None, "n": 0, "note": "empty held-out slice"}
-    return evaluate(booster, hX, hy, hw)
+    return evaluate(booster, hX, hy, hw, calibration)
 
 
 def _name(booster: xgboost.Booster) -> str:

@@ -30,13 +30,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
+
+from models.snapshots.calibration import Platt
 
 # Metric name -> +1 when higher is better, -1 when lower is better.
 METRIC_DIRECTIONS: dict[str, int] = {"auc": 1, "logloss": -1, "ece": -1}
@@ -205,6 +207,8 @@ class TrainParams:
     Early stopping on ``eval_metric`` uses a validation split of ``validation_fraction`` of the training rows
     (drawn with ``seed``), only when that split has at least ``min_validation_rows`` rows and both classes.
     ``nthread=0`` means all cores; results are reproducible for a fixed ``seed`` and ``nthread``.
+    ``calibration_folds`` >= 2: a scratch training is Platt-scaled on out-of-fold margins of its own rows
+    (:func:`cross_fit`, that many extra boosters of the same size; 0: not calibrated).
 
     >>> TrainParams(seed=3, nthread=2).to_xgb()["seed"], TrainParams().to_xgb().get("nthread")
     (3, None)
@@ -228,6 +232,7 @@ class TrainParams:
     eval_metric: str = "logloss"
     validation_fraction: float = 0.1
     min_validation_rows: int = 1000
+    calibration_folds: int = 0
 
     def __post_init__(self) -> None:
         if min(self.num_rounds, self.warm_rounds, self.warm_rows_per_round, self.warm_min_rows) < 1:
@@ -236,6 +241,8 @@ class TrainParams:
             raise ValueError(f"num_rounds ({self.num_rounds}) must not exceed max_trees ({self.max_trees})")
         if self.nthread < 0:
             raise ValueError(f"nthread must be >= 0 (0: all cores), got {self.nthread}")
+        if self.calibration_folds < 0 or self.calibration_folds == 1:
+            raise ValueError(f"calibration_folds must be 0 (off) or >= 2, got {self.calibration_folds}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
 
@@ -267,7 +274,8 @@ class TrainResult:
     included); ``best_iteration`` is the last tree kept (``rounds - 1``: early stopping keeps only up to the best).
     ``action`` says what the training did: ``scratch``, ``add`` (trees added to a base), ``refresh`` (the base's
     leaves re-estimated, no tree added) or ``wait`` (nothing learned: ``booster`` is the base and ``rows`` 0);
-    ``note`` says why, in words.
+    ``note`` says why, in words. ``calibration``: the Platt scaling of a scratch training with
+    ``calibration_folds`` (None: the booster's probabilities as they are).
     """
 
     booster: xgb.Booster
@@ -280,6 +288,7 @@ class TrainResult:
     warm: bool
     action: str = "scratch"
     note: str | None = None
+    calibration: Platt | None = None
 
     @property
     def rows_per_s(self) -> float:
@@ -343,8 +352,9 @@ def train(
         xgb_model=base,
         verbose_eval=False,
     )
-    cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
     trees = booster.num_boosted_rounds()
+    calibration = None if base is not None else cross_fit(X, y, w, names, params, trees)
+    cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
     return TrainResult(
         booster=booster,
         cpu_s=cpu_s,
@@ -356,7 +366,36 @@ def train(
         warm=base is not None,
         action="add" if base is not None else "scratch",
         note=f"added {trees - have} trees" if base is not None else None,
+        calibration=calibration,
     )
+
+
+def cross_fit(
+    X: npt.NDArray[np.float32],
+    y: npt.NDArray[np.float32],
+    w: npt.NDArray[np.float32],
+    feature_names: Sequence[str],
+    params: TrainParams,
+    trees: int,
+) -> Platt | None:
+    """Platt scaling for a booster of ``trees`` trees trained on these rows, fitted on out-of-fold margins:
+    ``params.calibration_folds`` boosters of ``trees`` trees (no early stopping), each without one fold (drawn
+    with ``params.seed``). None when a fold's training rows hold a single class."""
+    folds = params.calibration_folds
+    n = int(y.shape[0])
+    if folds < 2 or n < folds:
+        return None
+    fold = np.random.default_rng(params.seed).permutation(n) % folds
+    fold_params = replace(params, num_rounds=trees, early_stopping_rounds=None, calibration_folds=0)
+    margin = np.empty(n, dtype=np.float64)
+    for k in range(folds):
+        fit = fold != k
+        if np.unique(y[fit]).size < 2:
+            return None
+        booster = train(X[fit], y[fit], w[fit], feature_names, fold_params).booster
+        out = xgb.DMatrix(X[~fit], feature_names=list(feature_names), missing=np.nan)
+        margin[~fit] = booster.predict(out, output_margin=True)
+    return Platt.fit(margin, y, w)
 
 
 def check_base(base: xgb.Booster | None, feature_names: Sequence[str]) -> None:
@@ -381,8 +420,17 @@ def _validation_split(
     return ~val, val
 
 
-def evaluate(booster: xgb.Booster, X: npt.ArrayLike, y: npt.ArrayLike, w: npt.ArrayLike) -> dict[str, Any]:
+def evaluate(
+    booster: xgb.Booster,
+    X: npt.ArrayLike,
+    y: npt.ArrayLike,
+    w: npt.ArrayLike,
+    calibration: Platt | None = None,
+) -> dict[str, Any]:
     """Weighted ``auc`` and ``logloss`` (xgboost's own metrics), ``ece``, ``n``, ``positives``, ``weight``, ``note``.
+
+    With ``calibration`` the probabilities are the booster's margin through it (its ``logloss`` computed here;
+    ``auc`` is unchanged, the scaling keeps the ranking).
 
     ``ece`` is the expected calibration error over 10 equal-width probability bins, weighted: the sum over bins
     of ``|sum w*y - sum w*p|`` divided by the total weight. A slice with one class has ``auc`` None; an empty
@@ -400,10 +448,15 @@ def evaluate(booster: xgb.Booster, X: npt.ArrayLike, y: npt.ArrayLike, w: npt.Ar
     scorer.set_param([("eval_metric", "auc"), ("eval_metric", "logloss")])
     metrics = _parse_eval(scorer.eval(data, name="slice"))
     single_class = positives in (0, n)
-    p = booster.predict(data).astype(np.float64)
+    if calibration is None:
+        p = booster.predict(data).astype(np.float64)
+        logloss = metrics["logloss"]
+    else:
+        p = calibration.apply(booster.predict(data, output_margin=True)).astype(np.float64)
+        logloss = _log_loss(p, y.astype(np.float64), w.astype(np.float64))
     return out | {
         "auc": None if single_class else metrics["auc"],
-        "logloss": metrics["logloss"],
+        "logloss": logloss,
         "ece": _ece(p, y.astype(np.float64), w.astype(np.float64)),
         "note": f"single class in slice ({positives} positives of {n})" if single_class else None,
     }
@@ -416,6 +469,11 @@ def _parse_eval(text: str) -> dict[str, float]:
         name, _, value = field.rpartition(":")
         metrics[name.removeprefix("slice-")] = float(value)
     return metrics
+
+
+def _log_loss(p: npt.NDArray[np.float64], y: npt.NDArray[np.float64], w: npt.NDArray[np.float64]) -> float:
+    q = np.clip(p, 1e-15, 1 - 1e-15)
+    return float(-(w * (y * np.log(q) + (1 - y) * np.log(1 - q))).sum() / w.sum())
 
 
 def _ece(p: npt.NDArray[np.float64], y: npt.NDArray[np.float64], w: npt.NDArray[np.float64]) -> float:

@@ -25,7 +25,8 @@ strategy is evaluated on data it trained on. Each strategy counts any forecast o
 With ``retrain_every`` N the snapshot strategies train N nights after their last training (weekly: 7), and
 the first model as soon as they can; with drift-triggered retraining also the night after the drift watch (an
 online intent learner's ADWIN on its own error) raised an alarm. XGBoost uses the nightly retrain's parameters
-(``models.snapshots.retrain.NIGHTLY_PARAMS``; the lab runs it on one thread). Training compute is measured per night:
+(``models.snapshots.retrain.NIGHTLY_PARAMS``; the lab runs it on one thread), Platt-scaled as the nightly
+retrain's (:mod:`models.snapshots.calibration`; a fine-tuned booster is not). Training compute is measured per night:
 CPU seconds (``time.process_time``), rows, and, on Linux, the peak resident memory added while training
 (``/proc/self/clear_refs`` resets the high-water mark first); the online learner's compute is the CPU its
 learning took during the day.
@@ -48,6 +49,7 @@ import xgboost as xgb
 from models.behaviour.state import DAY_MS
 from models.history.sampling import DEFAULT_TIERS, RecencySampler, Tier
 from models.learners.factory import make_learners
+from models.snapshots.calibration import Platt
 from models.snapshots.fine_tune import fine_tune, worth_continuing
 from models.snapshots.retrain import NIGHTLY_PARAMS
 from models.snapshots.training import TrainParams, train
@@ -155,6 +157,7 @@ class SnapshotStrategy(Strategy):
         super().__init__(rows, seed, held_out)
         self.params = params
         self.booster: xgb.Booster | None = None
+        self.calibration: Platt | None = None  # the booster's Platt scaling (None: its probabilities as they are)
         self.retrain_every = 1  # nights between trainings (7: weekly); the first model is trained at once
         self._nights = 0  # nights since the last training
         self._due = False  # a retrain was requested for tonight
@@ -178,6 +181,8 @@ class SnapshotStrategy(Strategy):
         if len(X) == 0:
             return np.zeros(0)
         data = xgb.DMatrix(X, feature_names=list(self.rows.feature_names), missing=np.nan)
+        if self.calibration is not None:
+            return self.calibration.apply(self.booster.predict(data, output_margin=True)).astype(np.float64)
         return self.booster.predict(data).astype(np.float64)
 
     @abstractmethod
@@ -205,6 +210,7 @@ class SnapshotStrategy(Strategy):
         if result.action == "wait":  # too few rows to learn from: they stay for a later night
             return Training(rows=0, cpu_s=result.cpu_s, trees=result.rounds, note=result.note)
         self.booster = result.booster
+        self.calibration = result.calibration  # a fine-tuned booster has none: its trees changed
         self._rows_learned = result.rows + (self._rows_learned if base is not None else 0)
         self.learned[idx] = True
         self._trained_until_ms = day.end_ms

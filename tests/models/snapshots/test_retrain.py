@@ -61,6 +61,8 @@ def test_first_snapshot_is_promoted_with_its_sample_and_verdict(archive, tmp_pat
     assert set(intent["modes"]) == {"scratch", "warm"}  # the comparison is always there
     snapshot = registry.load("v00001", FEATURES_VERSION)
     assert snapshot.has("intent") and snapshot.has("price")
+    # Platt-scaled from out-of-fold margins; the registry scores through it
+    assert intent["calibration"]["method"] == "platt" and snapshot.calibrations["intent"] is not None
 
 
 def test_warm_fine_tunes_the_current_snapshot_on_new_days_only(archive, tmp_path):
@@ -76,6 +78,7 @@ def test_warm_fine_tunes_the_current_snapshot_on_new_days_only(archive, tmp_path
     assert intent["trained_through"] == days[-2].isoformat()
     assert report["champion"] == "v00001" and report["version"] == "v00002"
     assert intent["champion_holdout"]["auc"] is not None
+    assert first["models"]["intent"]["calibration"] is not None and intent["calibration"] is None  # trees changed
 
 
 def test_warm_keeps_the_snapshot_on_too_few_new_rows_and_they_wait(archive, tmp_path):
