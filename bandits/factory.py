@@ -47,7 +47,14 @@ def linear_kwargs(s: PolicySettings) -> dict[str, Any]:
 
 
 POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {
-    "linear_thompson": lambda s: LinearThompson(exploration=s.exploration, **linear_kwargs(s)),
+    "linear_thompson": lambda s: LinearThompson(
+        exploration=s.exploration,
+        conservative=s.conservative,
+        baseline_offer=s.baseline_offer,
+        baseline_confidence=s.baseline_confidence,
+        baseline_budget=s.baseline_budget,
+        **linear_kwargs(s),
+    ),
     "linucb": lambda s: LinUCB(ucb_alpha=s.ucb_alpha, **linear_kwargs(s)),
     "thompson": _thompson,
     "uniform": lambda s: UniformPolicy(),

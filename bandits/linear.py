@@ -184,7 +184,12 @@ class LinearArms:
         whether the shopper bought on the unscaled row (``converted``; without it, a non-zero reward)."""
         if not math.isfinite(reward):
             raise ValueError(f"reward {reward!r} is not a finite number")
-        row = self._design(context, [offer])[0]
+        self._learn(self._design(context, [offer])[0], context, offer, reward, converted)
+
+    def _learn(
+        self, row: np.ndarray, context: Mapping[str, float], offer: str, reward: float, converted: bool | None
+    ) -> None:
+        """:meth:`update` with the offer's design ``row`` already built (it may be scaled in place)."""
         if self.target == "purchase":
             y = float(reward != 0.0 if converted is None else converted)
         else:
@@ -243,6 +248,7 @@ class LinearArms:
         a = np.zeros((len(index), len(index)))
         a[upper] = lesson["a"]
         a.T[upper] = lesson["a"]
+        columns = np.asarray(index, dtype=int)
         self._posterior.fold(
             self._gamma**rewards,
             a,
@@ -250,9 +256,14 @@ class LinearArms:
             float(lesson["rr"]),
             float(lesson["n"]),
             rewards,
-            np.asarray(index, dtype=int),
+            columns,
         )
+        self._folded(lesson, self._gamma**rewards, columns)
         self._rewards += rewards
+
+    def _folded(self, lesson: Mapping[str, Any], factor: float, columns: np.ndarray) -> None:
+        """What a subclass learns beside the posterior, folded the same way: aged by ``factor``, the lesson's
+        column ``j`` added at ``columns[j]``."""
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -75,6 +75,31 @@ class PolicySettings(BaseModel):
     exploration: float = Field(
         0.5, gt=0, description="linear TS: scale on the posterior spread it samples from (below 1 explores less)"
     )
+    conservative: bool = Field(
+        True,
+        description=(
+            "linear TS: stay on baseline_offer unless the posterior allows another offer with baseline_confidence "
+            "(it earns more at this context, or the budget covers it; bandits/conservative.py); false: plain TS"
+        ),
+    )
+    baseline_offer: str = Field(
+        "none", description="linear TS, conservative: the offer it starts from (the shop's current one)"
+    )
+    baseline_confidence: float = Field(
+        0.8,
+        ge=0.5,
+        lt=1,
+        description="linear TS, conservative: posterior probability the gate and the budget require to allow an offer",
+    )
+    baseline_budget: float = Field(
+        0.005,
+        ge=0,
+        lt=1,
+        description=(
+            "linear TS, conservative: share α of the baseline's earnings it may risk to learn (earning at least "
+            "(1 - α) × the baseline's on the decisions so far, with baseline_confidence)"
+        ),
+    )
     ucb_alpha: float = Field(1.5, ge=0, description="LinUCB: predictive standard deviations added to the mean")
     prior_mean: float = Field(0.0, description="conjugate TS: prior mean of each offer's reward")
     prior_strength: float = Field(1.0, gt=0, description="pseudo-observations behind the prior mean")

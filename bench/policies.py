@@ -18,10 +18,16 @@ decision point, so for each run this reports
 
 **With the nightly job** (``--nightly``). By default the closed loop runs the worker's core alone, so the
 nightly snapshot's context terms (``intent_snapshot``, ``lift_snapshot``, ``buy_snapshot:<offer>``) are 0. With
-``--nightly`` the whole system runs (:class:`NightlyJob`): the core's events and decisions go to an archive, at
-every simulated midnight the nightly retrain (recency sample, XGBoost, gate) writes to a registry, and a promoted
-snapshot is swapped into the core as the worker's registry watcher does. Each night replays the archive to
-rebuild its features, so a 60-day run takes about half an hour.
+``--nightly`` each policy also runs as the whole system (:class:`NightlyJob`, rows marked ``+ nightly``): the
+core's events and decisions go to an archive, at every simulated midnight the nightly retrain (recency sample,
+XGBoost, gate) writes to a registry, and a promoted snapshot is swapped into the core as the worker's registry
+watcher does. Each night replays the archive to rebuild its features, so a 60-day run takes about half an hour.
+
+**Intervals.** For one seed and size every run meets the same decision points (the simulator plans its
+sessions up front), so two runs, or a run and a fixed offer, are compared day by day: each ratio is printed
+with a 95 % interval from the paired daily differences (:func:`paired_ratio`), against the best fixed offer on
+every row, and below the rows the whole system against its core alone and each policy against the first.
+The interval is this run's day-to-day noise; another seed's shoppers move a ratio by about as much again.
 
 **Several workers** (``--fleet 2``, the default; 0: not). The first policy also runs as that many cores sharing
 the shop's traffic as the workers of one consumer group do (:class:`Fleet`: each shopper's events to the core
@@ -34,6 +40,10 @@ offers, the default context of ``len(DEFAULT_CONTEXT)`` terms) go through each p
 per-decision seeded generator, as in the worker) and ``update``; beside them the River learners' cost per
 decision (predict and learn of the intent, price-sensitivity and segment learners). Median µs over the
 contexts, one process, wall clock (``time.perf_counter_ns``).
+
+**Knobs.** A policy in ``--policies`` may carry settings of its own after its name, ``name:knob=value:...``
+(values read as JSON where they parse): ``--policies linear_thompson,linear_thompson:conservative=false`` runs
+the default beside plain Thompson sampling (conservative mode off) on the same shoppers.
 
 Printed, and written to ``.run/bench/policies.json``.
 """
@@ -71,11 +81,29 @@ from stream.core.records import Output, OutputKind, SourceRecord
 from stream.engine.processor import Processor
 from stream.io.file_sink import ArchiveSink
 from stream.kafka.clients import partition_for_key
+from stream.lab.backtest import paired_interval
 from stream.simulator import Simulation, closed_loop_run
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("linear_thompson", "linucb", "thompson")
 DAY_MS = 86_400_000
+
+
+def policy_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """A policy's name and its knobs from ``name`` or ``name:knob=value:...`` (values as JSON where they parse).
+
+    >>> policy_spec("linear_thompson:conservative=false:baseline_offer=discount_5")
+    ('linear_thompson', {'conservative': False, 'baseline_offer': 'discount_5'})
+    """
+    name, *pairs = spec.split(":")
+    knobs: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        try:
+            knobs[key] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            knobs[key] = text
+    return name, knobs
 
 
 def shop_settings(seed: int, policy: str, archive: Path | None = None, **knobs: Any) -> Settings:
@@ -221,10 +249,14 @@ def closed_loop(
         seconds = time.perf_counter() - started
     fixed = loop["fixed_profit"]
     best = max(fixed, key=lambda o: fixed[o])
+    daily = [
+        {"day": d["day"], "chosen_profit": d["chosen_profit"], "best_fixed_profit": d["fixed_profit"][best]}
+        for d in loop["daily"]
+    ]
     late = shown[2 * len(shown) // 3 :]
     realised = sum(v for c in cores for k, v in c.counters.items() if k.startswith("reward_cents.")) / 100
     return {
-        "policy": policy if policy != "fixed" else f"fixed:{knobs['fixed_offer']}",
+        "policy": f"fixed:{knobs['fixed_offer']}" if policy == "fixed" else _label(policy, knobs),
         "workers": workers,
         "share_s": share_s,
         "lessons": 0 if fleet is None else fleet.lessons,
@@ -235,12 +267,55 @@ def closed_loop(
         "best_fixed_offer": best,
         "best_fixed_profit": fixed[best],
         "vs_best_fixed": round(loop["chosen_profit"] / fixed[best], 4),
+        "vs_best_fixed_interval": paired_ratio(
+            {d["day"]: d["chosen_profit"] for d in daily}, {d["day"]: d["best_fixed_profit"] for d in daily}
+        ),
         "fixed_profit": fixed,
         "realised_reward": round(realised, 2),
         "chosen": loop["chosen"],
         "late_discount_15_share": round(late.count("discount_15") / max(1, len(late)), 4),
         "seconds": round(seconds, 1),
+        "daily": daily,
     } | ({} if job is None else {"nightly": job.summary()})
+
+
+def paired_ratio(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, float]:
+    """``Σa / Σb`` over the days both have, with a 95 % interval from the paired daily differences ``a − b``
+    (normal, the days taken as independent, as the lab's paired comparisons are): ``lo95`` above 1 means ``a``
+    earned more beyond the day-to-day noise of this run; it says nothing of another seed's.
+
+    >>> r = paired_ratio({0: 110.0, 1: 104.0, 2: 108.0}, {0: 100.0, 1: 100.0, 2: 100.0})
+    >>> r["ratio"], r["lo95"] > 1.0, r["hi95"] < 1.13
+    (1.0733, True, True)
+    """
+    days = sorted(set(a) & set(b))
+    diff = paired_interval(np.array([a[d] - b[d] for d in days]))
+    total = sum(b[d] for d in days)
+    return {
+        "ratio": round(sum(a[d] for d in days) / total, 4),
+        "lo95": round(1 + len(days) * diff["lo95"] / total, 4),
+        "hi95": round(1 + len(days) * diff["hi95"] / total, 4),
+    }
+
+
+def _paired_rows(runs: Sequence[Mapping[str, Any]], arms: Sequence[tuple[str, bool]]) -> list[dict[str, Any]]:
+    """Each run beside the one it is measured against, on the same shoppers, paired by day: the whole system
+    (``+ nightly``) against the same policy's core alone, and every other policy's core against the first's."""
+    core = {p: runs[i] for i, (p, nightly) in enumerate(arms) if not nightly}
+    pairs = [(runs[i], core[p], " + nightly") for i, (p, nightly) in enumerate(arms) if nightly]
+    first = arms[0][0]
+    pairs += [(core[p], core[first], "") for p, nightly in arms if not nightly and p != first]
+
+    def daily(run: Mapping[str, Any]) -> dict[int, float]:
+        return {d["day"]: d["chosen_profit"] for d in run["daily"]}
+
+    return [{"a": a["policy"] + suffix, "b": b["policy"]} | paired_ratio(daily(a), daily(b)) for a, b, suffix in pairs]
+
+
+def _label(policy: str, knobs: Mapping[str, Any]) -> str:
+    """The policy as ``--policies`` names it (:func:`policy_spec` reads it back)."""
+    texts = (v if isinstance(v, str) else orjson.dumps(v).decode() for v in knobs.values())
+    return ":".join([policy, *(f"{k}={t}" for k, t in zip(knobs, texts, strict=True))])
 
 
 def logged_contexts(seed: int, users: int = 3000, days: float = 3.0) -> list[dict[str, Any]]:
@@ -326,9 +401,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--days", type=float, default=60.0)
     parser.add_argument("--users", type=int, default=40_000)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated (default: %(default)s)")
     parser.add_argument(
-        "--nightly", action="store_true", help="the nightly retrain and snapshot swap in the loop (~30 min a run)"
+        "--policies",
+        default=",".join(POLICIES),
+        help="comma-separated, each name[:knob=value...] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--nightly",
+        action="store_true",
+        help="also run each policy as the whole system, the nightly retrain and snapshot swap in the loop, paired "
+        "with its core alone (~30 min a 60-day run)",
     )
     parser.add_argument(
         "--fleet",
@@ -343,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     policies = tuple(args.policies.split(","))
+    specs = {p: policy_spec(p) for p in policies}
     result: dict[str, Any] = {
         "machine": machine(),
         "days": args.days,
@@ -359,17 +442,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"  river {name:22s} {us:8.1f} µs (predict + learn)")
     result["closed_loop"] = {}
     scenarios = args.scenarios.split(",")
+    arms = [(p, False) for p in policies] + ([(p, True) for p in policies] if args.nightly else [])
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         runs = {
-            (scenario, p): pool.submit(closed_loop, scenario, args.days, args.users, args.seed, p, args.nightly)
+            (scenario, p, nightly): pool.submit(
+                closed_loop, scenario, args.days, args.users, args.seed, specs[p][0], nightly, **specs[p][1]
+            )
             for scenario in scenarios
-            for p in policies
+            for p, nightly in arms
         }
-        by_scenario = {scenario: [runs[scenario, p].result() for p in policies] for scenario in scenarios}
+        by_scenario = {scenario: [runs[scenario, p, n].result() for p, n in arms] for scenario in scenarios}
         fleets = {
             (scenario, share): pool.submit(
-                closed_loop, scenario, args.days, args.users, args.seed, policies[0],
-                workers=args.fleet, share_s=share,
+                closed_loop, scenario, args.days, args.users, args.seed, specs[policies[0]][0],
+                workers=args.fleet, share_s=share, **specs[policies[0]][1],
             )
             for scenario in scenarios
             for share in (args.share_s, None)
@@ -385,16 +471,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for scenario in scenarios:
             by_scenario[scenario].append(fixed[scenario].result())
         fleet_runs = {key: run.result() for key, run in fleets.items()}
+    result["paired"] = {}
     for scenario in scenarios:
-        nightly = ", nightly retrain in the loop" if args.nightly else ""
-        print(f"== closed loop: {scenario}, {args.days:g} days, {args.users} shoppers, seed {args.seed}{nightly}")
+        print(f"== closed loop: {scenario}, {args.days:g} days, {args.users} shoppers, seed {args.seed}")
         for r in by_scenario[scenario]:
+            name = r["policy"] + (" + nightly" if "nightly" in r else "")
+            i = r["vs_best_fixed_interval"]
             print(
-                f"  {r['policy']:22s} decisions {r['decisions']:6d}  expected profit {r['chosen_profit']:10.0f}"
-                f"  = {100 * r['oracle_fraction']:5.1f}% of oracle  {r['vs_best_fixed']:.3f}× best fixed"
-                f" ({r['best_fixed_offer']})  realised {r['realised_reward']:10.0f}"
+                f"  {name:32s} decisions {r['decisions']:6d}  expected profit {r['chosen_profit']:10.0f}"
+                f"  = {100 * r['oracle_fraction']:5.1f}% of oracle  {r['vs_best_fixed']:.4f}× best fixed"
+                f" ({r['best_fixed_offer']}) [{i['lo95']:.4f}, {i['hi95']:.4f}]  realised {r['realised_reward']:10.0f}"
                 f"  late discount_15 {100 * r['late_discount_15_share']:4.1f}%  ({r['seconds']:.0f} s)"
             )
+        result["paired"][scenario] = _paired_rows(by_scenario[scenario], arms)
+        for row in result["paired"][scenario]:
+            interval = f"[{row['lo95']:.4f}, {row['hi95']:.4f}]"
+            print(f"  {row['a']} / {row['b']}: {row['ratio']:.4f} {interval} (paired by day)")
         result["closed_loop"][scenario] = by_scenario[scenario]
         if args.fleet > 1:
             one = by_scenario[scenario][0]

@@ -25,12 +25,12 @@ from stream.cli import main
 
 GOLDEN = {
     "events": "4859f5dd52f7ae2b66dff42fb8d410836807ee7fdd38546479deebf86befd120",
-    "decisions": "1d01612f46e80b0ae009f9cff9234a40a2306bd3cdda228c2674bcd8eb2f0ab7",
-    "rewards": "23e5f39222e14606f86b2a5672a837f499b11e3a23d3ca82758c301e004b439a",
+    "decisions": "618fe286993ad43633b083e817a223019563de5af310a0aefdc2ce767f475516",
+    "rewards": "cf98959b71db76d26dc06c1a60992d4fd7571c776e6dfa266fe9fd70cd3993bd",
     "dead_letters": "dcab8d2c78078f2c2f0a227d4c398aa49c66dc879dd149aba6449644654d74ed",
-    "archive": "6c2a86e7c19de92cb15b2f4fad92ba7e8c1b1ecad7de3cc400bd8ff0e56c1f6b",
-    "scored_decisions": "db8c3ed66b1b2e35f02bcc9f06792c2840a4006a85694df1afebfddcae61a0df",
-    "scored_rewards": "64ac9076e2b5a5dc93a2fcf269440d9ea5bc5d4145b13f5b3d37db39906798ef",
+    "archive": "4721824ee2cd5849dd48d13e949edd86fc4763b8ad09294f838eeb435306bb96",
+    "scored_decisions": "a5ca6d1cdc3eca35c6955ee55fbc8ea7fbbb909ca39e4b759be9c980879e749d",
+    "scored_rewards": "770fda38b8dd1357b5d4d975ddb1dd8c25161e7e524ea13b34c9e09fe0f648c6",
 }
 
 # Bad lines, each inserted after the valid line of the same index: every one must become a dead letter.

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"policy.fixed_offer {self.policy.fixed_offer!r} is not in the catalogue {self.processing.offers.names}"
             )
+        conservative = self.policy.name == "linear_thompson" and self.policy.conservative
+        if conservative and self.policy.baseline_offer not in self.processing.offers.names:
+            raise ValueError(
+                f"policy.baseline_offer {self.policy.baseline_offer!r} is not in the catalogue "
+                f"{self.processing.offers.names}"
+            )
         Eligibility(self.policy.eligibility, self.processing.offers)  # raises ValueError naming a bad rule
         return self
 

@@ -8,12 +8,14 @@ Regret without purchase noise: over the *decided* events (an offer was shown), `
 best offer's expected reward, ``chosen_profit`` the chosen offer's and ``none_profit`` that of ``none``;
 ``regret = oracle_profit - chosen_profit``. ``fixed_profit[o]`` sums offer ``o``'s expected reward over the same
 decision points: what always showing ``o`` would have earned there (its maximum is the best fixed offer, on
-exactly the decisions the policy faced).
+exactly the decisions the policy faced). ``daily`` has the same sums per day of the run (day ``i`` starts
+``i`` days after the simulation's start), for intervals over days on paired runs.
 
 >>> from stream.simulator import Simulation
 >>> sim = Simulation(days=1, users=200, seed=1, closed_loop=True)
 >>> out = closed_loop_run(sim, lambda ev: ("discount_5", "d-" + ev["event_id"]))
->>> out["loop"]["decided"] == out["offers_shown"].get("discount_5", 0)
+>>> loop = out["loop"]
+>>> loop["decided"] == out["offers_shown"].get("discount_5", 0) == sum(d["decided"] for d in loop["daily"])
 True
 """
 
@@ -23,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from stream.simulator.simulation import Simulation
+from stream.simulator.simulation import DAY_MS, Simulation
 
 Decide = Callable[[dict[str, Any]], "tuple[str, str] | None"]
 
@@ -37,6 +39,7 @@ def closed_loop_run(sim: Simulation, decide: Decide, max_events: int | None = No
     oracle = chosen = none = 0.0
     chosen_counts: Counter[str] = Counter()
     fixed: Counter[str] = Counter()
+    daily: dict[int, dict[str, Any]] = {}
     while max_events is None or events < max_events:
         ev = sim.next_event()
         if ev is None:
@@ -58,6 +61,12 @@ def closed_loop_run(sim: Simulation, decide: Decide, max_events: int | None = No
             chosen += expected[offer]
             none += expected.get("none", 0.0)
             fixed.update(expected)
+            day = daily.setdefault(
+                (ev["ts"] - sim.start_ms) // DAY_MS, {"decided": 0, "chosen_profit": 0.0, "fixed_profit": Counter()}
+            )
+            day["decided"] += 1
+            day["chosen_profit"] += expected[offer]
+            day["fixed_profit"].update(expected)
         elif offer is None:
             no_offer += 1
         sim.respond(event_id, offer, decision_id)
@@ -73,5 +82,14 @@ def closed_loop_run(sim: Simulation, decide: Decide, max_events: int | None = No
         "none_profit": round(none, 4),
         "fixed_profit": {o: round(v, 4) for o, v in sorted(fixed.items())},
         "regret": round(oracle - chosen, 4),
+        "daily": [
+            {
+                "day": d,
+                "decided": daily[d]["decided"],
+                "chosen_profit": round(daily[d]["chosen_profit"], 4),
+                "fixed_profit": {o: round(v, 4) for o, v in sorted(daily[d]["fixed_profit"].items())},
+            }
+            for d in sorted(daily)
+        ],
     }
     return out

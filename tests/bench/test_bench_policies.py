@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.policies import NightlyJob, closed_loop, shop_settings
 from stream.app.build import build_processor
 from stream.app.replay import decider
@@ -64,3 +66,32 @@ def test_the_policies_bench_prints_one_worker_against_two_sharing_and_two_apart(
     assert fleet["workers"] == 2 and fleet["lessons"] > 0
     assert fleet["sharing_over_one"] == round(fleet["sharing_profit"] / fleet["one_worker_profit"], 4)
     assert "one brain (linear_thompson, 2 workers" in capsys.readouterr().out
+
+
+def test_with_the_nightly_job_each_policy_is_paired_by_day_with_its_core_alone(tmp_path: Path, capsys) -> None:
+    from bench.policies import main
+
+    result = main(
+        ["--scenarios", "stationary", "--days", "3", "--users", "1500", "--policies",
+         "linear_thompson,linear_thompson:conservative=false", "--nightly", "--fleet", "0", "--jobs", "2",
+         "--out", str(tmp_path / "policies.json")]
+    )  # fmt: skip
+    runs = result["closed_loop"]["stationary"]
+    assert [r["policy"] + (" + nightly" if "nightly" in r else "") for r in runs] == [
+        "linear_thompson",
+        "linear_thompson:conservative=false",
+        "linear_thompson + nightly",
+        "linear_thompson:conservative=false + nightly",
+        f"fixed:{runs[0]['best_fixed_offer']}",
+    ]
+    assert runs[2]["nightly"]["promoted"] >= 1
+    for r in runs:
+        i = r["vs_best_fixed_interval"]
+        assert i["ratio"] == r["vs_best_fixed"] and i["lo95"] <= i["ratio"] <= i["hi95"]
+        assert sum(d["chosen_profit"] for d in r["daily"]) == pytest.approx(r["chosen_profit"])
+    paired = {(row["a"], row["b"]): row for row in result["paired"]["stationary"]}
+    whole = paired["linear_thompson + nightly", "linear_thompson"]
+    assert whole["ratio"] == round(runs[2]["chosen_profit"] / runs[0]["chosen_profit"], 4)
+    assert whole["lo95"] <= whole["ratio"] <= whole["hi95"]
+    assert ("linear_thompson:conservative=false", "linear_thompson") in paired
+    assert "linear_thompson + nightly / linear_thompson: " in capsys.readouterr().out

@@ -73,7 +73,10 @@ def policy_subject(name: str) -> Subject:
             for o in names:
                 start = policy._base.dim + policy._shared + policy._blocks[o] * per
                 keep.extend(range(start, start + per))
-            return [precision[np.ix_(keep, keep)], xr[keep], np.array([rr, n, policy._rewards])]
+            out = [precision[np.ix_(keep, keep)], xr[keep], np.array([rr, n, policy._rewards])]
+            if hasattr(policy, "_budget"):  # conservative mode's budget: a sum over the rewards, like xr
+                out.append(policy._budget.vector(policy._posterior.dim)[keep])
+            return out
         state = policy.snapshot()
         return [np.array(sorted(_numbers(state)))]
 

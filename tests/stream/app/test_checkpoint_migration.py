@@ -39,10 +39,11 @@ def test_a_one_partition_checkpoint_continues_exactly_as_if_never_upgraded():
     events = simulated_events("abrupt", days=1, users=250, seed=4)
     offsets, state = _load("checkpoint-v2-1p.json")
     assert state["version"] == 2 and offsets == {"clicks:0": CUT}
-    migrated = processor(seed=3)
+    plain = {"conservative": False}  # the policy that wrote the fixture (conservative mode came later)
+    migrated = processor(seed=3, policy=plain)
     migrated.restore(orjson.loads(orjson.dumps(migrate_checkpoint(offsets, state))))
     got = [o.value() for o in migrated.process_batch(_records(events[CUT:], 1, {0: CUT}))]
-    whole = processor(seed=3)
+    whole = processor(seed=3, policy=plain)
     records = _records(events, 1)
     for i in range(0, CUT, 100):
         whole.process_batch(records[i : min(i + 100, CUT)])

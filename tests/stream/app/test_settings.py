@@ -113,3 +113,10 @@ def test_an_unknown_key_fails_at_start_naming_it(tmp_path):
     config.write_text("[processing]\nsession_gap = 900.0\n")
     with pytest.raises(ConfigError, match=r"processing\.session_gap"):
         load_settings(config, env={})
+
+
+@pytest.mark.parametrize("key", ["fixed_offer", "baseline_offer"])
+def test_an_offer_the_catalogue_lacks_fails_at_start_naming_it(key):
+    policy = {"name": "fixed" if key == "fixed_offer" else "linear_thompson", key: "free_shiping"}
+    with pytest.raises(ConfigError, match=rf"policy\.{key} 'free_shiping' is not in the catalogue"):
+        load_settings(overrides={"policy": policy}, env={})

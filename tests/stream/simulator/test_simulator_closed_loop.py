@@ -176,5 +176,10 @@ def test_closed_loop_run_reports_regret() -> None:
     assert d15["loop"]["oracle_profit"] == pytest.approx(loop["oracle_profit"])  # same decision points
     assert d15["loop"]["regret"] > 0.25 * d15["loop"]["oracle_profit"]
     assert d15["loop"]["ignored_answers"] > 0  # it answered events that were not decision points
+    days = d15["loop"]["daily"]
+    assert [d["day"] for d in days] == [0, 1]
+    assert sum(d["chosen_profit"] for d in days) == pytest.approx(d15["loop"]["chosen_profit"])
+    assert sum(d["fixed_profit"]["none"] for d in days) == pytest.approx(d15["loop"]["none_profit"])
+    assert [d["fixed_profit"]["discount_15"] for d in days] == pytest.approx([d["chosen_profit"] for d in days])
     with pytest.raises(ValueError):
         closed_loop_run(Simulation(days=1, users=10), lambda ev: None)
