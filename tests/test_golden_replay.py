@@ -25,12 +25,12 @@ from stream.cli import main
 
 GOLDEN = {
     "events": "4859f5dd52f7ae2b66dff42fb8d410836807ee7fdd38546479deebf86befd120",
-    "decisions": "618fe286993ad43633b083e817a223019563de5af310a0aefdc2ce767f475516",
-    "rewards": "cf98959b71db76d26dc06c1a60992d4fd7571c776e6dfa266fe9fd70cd3993bd",
+    "decisions": "1a0c3727deff62c91810ae32f953f80ba23ecebeff9a73d590efaa95ccb4f5ec",
+    "rewards": "01836a274890a26c7152ec6399c91f016366570efe6fa104fead062d85bd7815",
     "dead_letters": "dcab8d2c78078f2c2f0a227d4c398aa49c66dc879dd149aba6449644654d74ed",
-    "archive": "4721824ee2cd5849dd48d13e949edd86fc4763b8ad09294f838eeb435306bb96",
-    "scored_decisions": "a5ca6d1cdc3eca35c6955ee55fbc8ea7fbbb909ca39e4b759be9c980879e749d",
-    "scored_rewards": "770fda38b8dd1357b5d4d975ddb1dd8c25161e7e524ea13b34c9e09fe0f648c6",
+    "archive": "6906befa983bdc58f9b41d95efc26e194f30ae53e7bdeb06f44cb89712df6f38",
+    "scored_decisions": "8cb5fd07ec9cb3a98e04d0a1e0a735a6fab3384660092a76b51e26296bca761b",
+    "scored_rewards": "1d44fd27f0b5ad4cd94152250771ddb582e873f7fd6bd5fb0abc51388a9cfeb0",
 }
 
 # Bad lines, each inserted after the valid line of the same index: every one must become a dead letter.

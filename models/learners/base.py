@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from river import drift, preprocessing
 
+from models.learners.calibration import OnlinePlatt
 from stream.core.lessons import Lesson, LessonMismatch, Shareable
 
 PICKLE_PROTOCOL = 5
@@ -169,6 +170,7 @@ class RiverLearner:
     name: str
     _n: int
     _n_at_lesson: int  # examples learned (or folded in) when the last lesson was taken
+    _calibration: OnlinePlatt | None = None  # a probability learner's Platt scaling (models.learners.calibration)
 
     def _start(self, drift_delta: float) -> None:
         self._drift = DriftMonitor(delta=drift_delta)
@@ -190,12 +192,14 @@ class RiverLearner:
             "n_learned": self._n,
             "state": pack(self._learned()),
             "drift": self._drift.snapshot(),
-        }
+        } | ({} if self._calibration is None else {"calibration": self._calibration.snapshot()})
 
     def restore(self, state: Mapping[str, Any]) -> None:
         check_snapshot(self.name, state, self._params())
         self._set_learned(unpack(state["state"]))
         self._drift.restore(state["drift"])
+        if self._calibration is not None:
+            self._calibration.restore(state.get("calibration"))  # a snapshot from before calibration has none
         self._n = int(state["n_learned"])
         self._reset_lessons()
 
@@ -206,15 +210,24 @@ class RiverLearner:
         if n <= 0:
             return None
         self._n_at_lesson = self._n
-        return {"learner": self.name, "n": n, **self._lesson_parts()}
+        return {"learner": self.name, "n": n, **self._lesson_parts(), **self._calibration_part(whole=False)}
 
     def whole_lesson(self) -> Lesson | None:
-        return {"learner": self.name, "n": self._n, **self._whole_parts()} if self._n else None
+        if not self._n:
+            return None
+        return {"learner": self.name, "n": self._n, **self._whole_parts(), **self._calibration_part(whole=True)}
+
+    def _calibration_part(self, whole: bool) -> dict[str, Any]:
+        if self._calibration is None:
+            return {}
+        return {"calibration": self._calibration.whole() if whole else self._calibration.take_lesson()}
 
     def fold(self, lesson: Mapping[str, Any]) -> None:
         if lesson.get("learner") != self.name:
             raise LessonMismatch(f"a lesson of {lesson.get('learner')!r} is not for the {self.name!r} learner")
         self._fold_parts(lesson)
+        if self._calibration is not None:
+            self._calibration.fold(lesson.get("calibration"))
         self._n += int(lesson["n"])
         self._n_at_lesson += int(lesson["n"])
 

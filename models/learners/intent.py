@@ -40,6 +40,7 @@ from models.learners.base import (
     logit,
     scaled,
 )
+from models.learners.calibration import OnlinePlatt
 from models.learners.lessons import ScalerLesson, WeightsLesson
 
 
@@ -60,6 +61,7 @@ class IntentLearner(RiverLearner):
         intercept_lr: float = 0.02,
         l2: float = 1e-4,
         drift_delta: float = 0.002,
+        calibrate: bool = True,
     ) -> None:
         if not 0.0 < base_rate < 1.0:
             raise ValueError(f"base_rate must be in (0, 1), got {base_rate}")
@@ -76,6 +78,7 @@ class IntentLearner(RiverLearner):
             intercept_init=logit(base_rate),
             intercept_lr=intercept_lr,
         )
+        self._calibration = OnlinePlatt() if calibrate else None
         self._start(drift_delta)
 
     def learn_one(
@@ -93,16 +96,20 @@ class IntentLearner(RiverLearner):
             raise ValueError("IntentLearner needs a label: did the session end in a purchase?")
         label = bool(y)
         x = clean(x)
+        before = self._proba(x)
         if watch:
-            self._drift.update(log_loss(self._proba(x), label), ts_ms)
+            self._drift.update(log_loss(before, label), ts_ms)
+        if self._calibration is not None:
+            self._calibration.learn(before, label, weight)
         self._scaler.learn_one(x)
         self._scaler_lesson.learn(x)
         self._model.learn_one(scaled(self._scaler, x), label, w=weight)
         self._n += 1
 
     def predict_one(self, x: Mapping[str, float]) -> float:
-        """Probability that the session ends in a purchase, in (0, 1)."""
-        return self._proba(clean(x))
+        """Probability that the session ends in a purchase, in (0, 1), Platt-scaled once enough is learned."""
+        p = self._proba(clean(x))
+        return p if self._calibration is None else self._calibration.apply(p)
 
     def _proba(self, x: dict[str, float]) -> float:
         return float(self._model.predict_proba_one(scaled(self._scaler, x))[True])

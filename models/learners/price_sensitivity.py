@@ -33,7 +33,7 @@ clipped) log loss of the purchase prediction made before learning each session.
 ...     p = 0.2 + 2.0 * share * bargain
 ...     model.learn_one({"bargain": bargain, "offer_share": share}, rng.random() < p, weight=4.0)
 >>> round(model.predict_one({"bargain": 1.0}), 2), round(model.predict_one({"bargain": 0.0}), 2)  # truth: 0.2, 0
-(0.2, 0.02)
+(0.19, 0.02)
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from models.learners.base import (
     logit,
     scaled,
 )
+from models.learners.calibration import OnlinePlatt
 from models.learners.lessons import MeanLesson, ScalerLesson, WeightsLesson
 
 OFFER_SHARE = "offer_share"
@@ -75,6 +76,7 @@ class PriceSensitivityLearner(RiverLearner):
         l2: float = 1e-4,
         max_weight: float = 20.0,
         drift_delta: float = 0.002,
+        calibrate: bool = True,
     ) -> None:
         if not 0.0 < base_rate < 1.0:
             raise ValueError(f"base_rate must be in (0, 1), got {base_rate}")
@@ -92,6 +94,7 @@ class PriceSensitivityLearner(RiverLearner):
             intercept_lr=learning_rate,
         )
         self._mean_weight = stats.Mean()
+        self._calibration = OnlinePlatt() if calibrate else None
         self._start(drift_delta)
 
     def learn_one(
@@ -108,8 +111,9 @@ class PriceSensitivityLearner(RiverLearner):
             raise ValueError("PriceSensitivityLearner needs a label: did the session buy?")
         label = bool(y)
         context, share, flat = _split(x)
+        before = self._raw_purchase(context, share, flat)
         if watch:
-            self._drift.update(log_loss(self._purchase(context, share, flat), label), ts_ms)
+            self._drift.update(log_loss(before, label), ts_ms)
         self._scaler.learn_one(context)
         self._scaler_lesson.learn(context)
         capped = min(max(float(weight), 0.0), self.max_weight)
@@ -117,6 +121,8 @@ class PriceSensitivityLearner(RiverLearner):
         self._mean_lesson.learn(capped)
         mean = self._mean_weight.get()
         w = capped / mean if mean > 0.0 else 1.0
+        if self._calibration is not None:
+            self._calibration.learn(before, label, w)
         self._model.learn_one(_design(scaled(self._scaler, context), share, flat), label, w=w)
         self._n += 1
 
@@ -135,6 +141,10 @@ class PriceSensitivityLearner(RiverLearner):
         return self._purchase(context, offer_share, offer_flat)
 
     def _purchase(self, context: dict[str, float], share: float, flat: float) -> float:
+        p = self._raw_purchase(context, share, flat)
+        return p if self._calibration is None else self._calibration.apply(p)
+
+    def _raw_purchase(self, context: dict[str, float], share: float, flat: float) -> float:
         z = _design(scaled(self._scaler, context), share, flat)
         return float(self._model.predict_proba_one(z)[True])
 

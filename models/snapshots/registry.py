@@ -37,7 +37,7 @@ ROOT/
   current (a crash then stops the nightly job, not the workers).
 - **Scoring** (:meth:`Snapshot.score`) predicts in place on float32 rows, one thread per booster: a row's score
   is bit-identical whether it is scored alone or in a batch of any size. A model whose metadata gives
-  ``models.<name>.calibration`` (:class:`models.snapshots.calibration.Platt`) is scored through it, from the
+  ``models.<name>.calibration`` (:class:`models.calibration.Platt`) is scored through it, from the
   booster's margin; one without (older snapshots) scores as its booster alone.
 
 >>> import shutil, tempfile, numpy as np, xgboost as xgb
@@ -72,8 +72,8 @@ import numpy as np
 import orjson
 import xgboost
 
+from models.calibration import Platt
 from models.errors import RegistryError, SnapshotRejected
-from models.snapshots.calibration import Platt
 from models.snapshots.ubjson import check_ubjson
 
 FORMAT = 1  # the registry's own format version, in every metadata.json

@@ -38,11 +38,11 @@ import xgboost
 
 from models.behaviour.features import FEATURE_NAMES, FEATURES_VERSION
 from models.behaviour.settings import SessionSettings
+from models.calibration import Platt
 from models.errors import SnapshotRejected
 from models.history.sampling import RecencySampler, Tier, format_tiers, parse_tiers
 from models.settings import ModelSettings
 from models.snapshots.archive_rows import PRICE_FEATURE_NAMES, TrainingData, build_training_data
-from models.snapshots.calibration import Platt
 from models.snapshots.fine_tune import fine_tune, worth_continuing
 from models.snapshots.registry import Registry, Snapshot
 from models.snapshots.training import TrainingSet, TrainParams, evaluate, gate, train

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import xgboost as xgb
 
-from models.snapshots.calibration import Platt
+from models.calibration import Platt
 
 # Metric name -> +1 when higher is better, -1 when lower is better.
 METRIC_DIRECTIONS: dict[str, int] = {"auc": 1, "logloss": -1, "ece": -1}

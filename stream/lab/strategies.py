@@ -26,7 +26,7 @@ With ``retrain_every`` N the snapshot strategies train N nights after their last
 the first model as soon as they can; with drift-triggered retraining also the night after the drift watch (an
 online intent learner's ADWIN on its own error) raised an alarm. XGBoost uses the nightly retrain's parameters
 (``models.snapshots.retrain.NIGHTLY_PARAMS``; the lab runs it on one thread), Platt-scaled as the nightly
-retrain's (:mod:`models.snapshots.calibration`; a fine-tuned booster is not). Training compute is measured per night:
+retrain's (:mod:`models.calibration`; a fine-tuned booster is not). Training compute is measured per night:
 CPU seconds (``time.process_time``), rows, and, on Linux, the peak resident memory added while training
 (``/proc/self/clear_refs`` resets the high-water mark first); the online learner's compute is the CPU its
 learning took during the day.
@@ -47,9 +47,9 @@ import numpy.typing as npt
 import xgboost as xgb
 
 from models.behaviour.state import DAY_MS
+from models.calibration import Platt
 from models.history.sampling import DEFAULT_TIERS, RecencySampler, Tier
 from models.learners.factory import make_learners
-from models.snapshots.calibration import Platt
 from models.snapshots.fine_tune import fine_tune, worth_continuing
 from models.snapshots.retrain import NIGHTLY_PARAMS
 from models.snapshots.training import TrainParams, train

@@ -9,8 +9,8 @@ import pytest
 import xgboost as xgb
 from test_registry import NAMES, Clock, make_booster, make_metadata, random_rows
 
+from models.calibration import A_MAX, Platt
 from models.errors import SnapshotRejected
-from models.snapshots.calibration import A_MAX, Platt
 from models.snapshots.registry import Registry
 from models.snapshots.training import TrainParams, evaluate, train
 

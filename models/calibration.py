@@ -1,4 +1,5 @@
-"""Platt scaling of a snapshot's booster: ``p = sigmoid(a * margin + b)``, fitted on rows the trees did not learn.
+"""Platt scaling, ``p = sigmoid(a * margin + b)``: of a snapshot's booster, fitted on rows the trees did not learn,
+and of the online learners (:mod:`models.learners.calibration`, on their prequential predictions).
 
 A booster trained on a few hundred rows of a weak signal (the first nights of a shop) predicts probabilities
 far too extreme: on the lab's 20-day runs its log loss was worse than the base rate's on those nights. A
@@ -58,14 +59,18 @@ class Platt:
         y: npt.ArrayLike,
         w: npt.ArrayLike | None = None,
         prior: float = PRIOR_ROWS,
+        normalise: bool = True,
     ) -> Platt:
-        """Fit on margins ``margin`` with labels ``y`` (0/1) and weights ``w`` (default 1)."""
+        """Fit on margins ``margin`` with labels ``y`` (0/1, or a rate in [0, 1] for a group of rows) and weights
+        ``w`` (default 1), normalised to a mean of 1 unless ``normalise`` is False (each row's weight then counts
+        the rows it stands for, as the prior's ``prior`` rows do)."""
         m = np.asarray(margin, dtype=np.float64).reshape(-1)
         t = np.asarray(y, dtype=np.float64).reshape(-1)
         wt = np.ones_like(m) if w is None else np.asarray(w, dtype=np.float64).reshape(-1)
         if not m.shape == t.shape == wt.shape or m.size == 0:
             raise ValueError(f"need equal, non-empty margin, y and w, got {m.shape}, {t.shape}, {wt.shape}")
-        wt = wt / wt.mean()
+        if normalise:
+            wt = wt / wt.mean()
         identity = np.array([1.0, 0.0])
         design = np.stack([m, np.ones_like(m)], axis=1)
 
