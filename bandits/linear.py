@@ -122,6 +122,7 @@ class LinearArms:
         self._shared = 0  # columns of the attribute-interaction blocks (``lift_by``), allocated at first sight
         self._rewards = 0
         self._lesson_rewards = 0
+        self._restored_columns: np.ndarray | None = None  # the snapshot's columns kept by the last restore
 
     @property
     def version(self) -> str:
@@ -278,6 +279,9 @@ class LinearArms:
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
+        """Restore a snapshot. One whose context or lift context held terms this configuration has dropped
+        restores without them, exactly: the posterior's statistics as if those terms had never been in the
+        context (a Gaussian's precision-form statistics restricted to the kept columns)."""
         layout = (list(self.context), list(self.lift_context), self.value_key, list(self.lift_by), self.target)
         stored = (
             state["context"],
@@ -286,11 +290,16 @@ class LinearArms:
             state.get("lift_by", []),
             state.get("target", "profit"),
         )
+        self._restored_columns = None
         if stored != layout:
-            raise ValueError(
-                f"snapshot's context, lift context, value key, lift attributes and target {stored} are not the "
-                f"configured {layout}"
-            )
+            dropping = set(layout[0]) <= set(stored[0]) and set(layout[1]) <= set(stored[1])
+            if stored[2:] != layout[2:] or not dropping:
+                raise ValueError(
+                    f"snapshot's context, lift context, value key, lift attributes and target {stored} are not the "
+                    f"configured {layout} (a configuration may only drop context terms from a snapshot's)"
+                )
+            self._restore_dropping(state)
+            return
         self._blocks = {}
         self._shared = 0
         self._posterior = LinearPosterior(
@@ -305,3 +314,48 @@ class LinearArms:
         self._posterior.restore(state["posterior"])
         self._rewards = int(state["rewards"])
         self._lesson_rewards = 0
+
+    def _restore_dropping(self, state: Mapping[str, Any]) -> None:
+        """Restore a snapshot of a wider context: read it as it was, then keep the columns still configured."""
+        was = LinearArms(
+            context=state["context"],
+            lift_context=state["lift_context"],
+            prior_precision=self.prior_precision,
+            lift_prior_precision=self.lift_prior_precision,
+            noise_prior_shape=self.noise_prior_shape,
+            noise_prior_scale=self.noise_prior_scale,
+            forget_half_life=self.forget_half_life,
+            prior_coefficients=self.prior_coefficients,
+            value_key=self.value_key,
+            lift_by=self.lift_by,
+            target=self.target,
+        )
+        was.restore(state)
+        self._blocks = {}
+        self._shared = 0
+        self._posterior = LinearPosterior(
+            self._base.dim,
+            self.prior_precision,
+            self.noise_prior_shape,
+            self.noise_prior_scale,
+            self._posterior.prior_mean[: self._base.dim],
+        )
+        if was._blocks:
+            self._design({}, sorted(was._blocks, key=was._blocks.__getitem__))
+        columns = was.column_names()
+        keep = np.array([columns.index(name) for name in self.column_names()], dtype=int)
+        self._posterior.adopt(was._posterior, keep)
+        self._rewards = was._rewards
+        self._lesson_rewards = 0
+        self._restored_columns = keep
+
+    def column_names(self) -> list[str]:
+        """Each posterior column's name: the context terms, the lift terms per offer attribute (``lift_by``),
+        then each offer's intercept (or, without ``lift_by``, its block of lift terms), in column order."""
+        names = [f"context {t}" for t in self._base.names]
+        offers = sorted(self._blocks, key=self._blocks.__getitem__)
+        if self.lift_by:
+            if self._shared:
+                names += [f"{a} × {t}" for a in self.lift_by for t in self._lift.names]
+            return names + [f"offer {o}" for o in offers]
+        return names + [f"offer {o} × {t}" for o in offers for t in self._lift.names]

@@ -187,6 +187,25 @@ class LinearPosterior:
         self.updates += updates
         self._refresh()
 
+    def adopt(self, other: LinearPosterior, keep: np.ndarray) -> None:
+        """Become ``other`` restricted to its coefficients ``keep`` (this posterior's columns, in order): the
+        statistics a posterior would hold had the other coefficients never been in the model (the precision's
+        and moments' kept rows, the dropped coefficients' prior taken out of Σ w r²; exact)."""
+        if len(keep) != self.dim:
+            raise ValueError(f"keeping {len(keep)} coefficients of {other.dim} for a posterior of {self.dim}")
+        precision, xr, rr, n = other.settled()
+        dropped = np.setdiff1d(np.arange(other.dim), keep)
+        self._r = np.linalg.cholesky(precision[np.ix_(keep, keep)]).T.copy()
+        self._lam = other._lam[keep].copy()
+        self._xr = xr[keep].copy()
+        self._rr = rr - float(other._lam[dropped] @ other.prior_mean[dropped] ** 2)
+        self._n = n
+        self._owed = np.zeros(self.dim)
+        self._axis = 0
+        self.updates = other.updates
+        self._start_lesson()
+        self._refresh()
+
     def learned(self) -> dict[str, Any]:
         """The data's statistics, decayed, without the prior: what :meth:`take_lesson` would hold had it been
         kept since the start (a posterior that knows nothing becomes this one, settled, by folding them)."""

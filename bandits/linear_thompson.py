@@ -151,3 +151,6 @@ class LinearThompson(LinearArms):
     def restore(self, state: Mapping[str, Any]) -> None:
         super().restore(state)
         self._budget.restore(state.get("budget"))  # a snapshot from before conservative mode has none
+        keep = self._restored_columns
+        if keep is not None and state.get("budget") is not None:  # terms dropped: so are their budget columns
+            self._budget.restore(self._budget.vector(int(keep.max()) + 1)[keep].tolist())

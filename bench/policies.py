@@ -16,12 +16,13 @@ decision point, so for each run this reports
 * ``realised``: the rewards the worker actually attributed (with purchase noise), and the share of
   ``discount_15`` (the biggest discount) among decisions in the last third of the run.
 
-**With the nightly job** (``--nightly``). By default the closed loop runs the worker's core alone, so the
-nightly snapshot's context terms (``intent_snapshot``, ``lift_snapshot``, ``buy_snapshot:<offer>``) are 0. With
+**With the nightly job** (``--nightly``). By default the closed loop runs the worker's core alone. With
 ``--nightly`` each policy also runs as the whole system (:class:`NightlyJob`, rows marked ``+ nightly``): the
 core's events and decisions go to an archive, at every simulated midnight the nightly retrain (recency sample,
 XGBoost, gate) writes to a registry, and a promoted snapshot is swapped into the core as the worker's registry
 watcher does. Each night replays the archive to rebuild its features, so a 60-day run takes about half an hour.
+Without a snapshot its scores in the policy's context (``bandits.context.SNAPSHOT_TERMS``) are 0; with
+``snapshot_terms=false`` (below) the whole system chooses exactly what its core chooses.
 
 **Intervals.** For one seed and size every run meets the same decision points (the simulator plans its
 sessions up front), so two runs, or a run and a fixed offer, are compared day by day: each ratio is printed
@@ -43,7 +44,9 @@ contexts, one process, wall clock (``time.perf_counter_ns``).
 
 **Knobs.** A policy in ``--policies`` may carry settings of its own after its name, ``name:knob=value:...``
 (values read as JSON where they parse): ``--policies linear_thompson,linear_thompson:conservative=false`` runs
-the default beside plain Thompson sampling (conservative mode off) on the same shoppers.
+the default beside plain Thompson sampling (conservative mode off) on the same shoppers. One knob is the
+bench's own: ``snapshot_terms=false`` takes the nightly snapshot's scores out of the policy's context
+(``bandits.context.SNAPSHOT_TERMS``), which only matters with ``--nightly``.
 
 Printed, and written to ``.run/bench/policies.json``.
 """
@@ -53,6 +56,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -66,7 +70,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from bandits.context import DEFAULT_CONTEXT
+from bandits.context import DEFAULT_CONTEXT, DEFAULT_LIFT_CONTEXT, SNAPSHOT_LIFT_TERMS, SNAPSHOT_TERMS
 from bandits.factory import make_policy
 from bench.machine import machine, write_results
 from models.behaviour.features import user_vector
@@ -107,6 +111,11 @@ def policy_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def shop_settings(seed: int, policy: str, archive: Path | None = None, **knobs: Any) -> Settings:
+    if not knobs.pop("snapshot_terms", True):  # the policy's context without the nightly snapshot's scores
+        knobs = {
+            "context": [t for t in DEFAULT_CONTEXT if t not in SNAPSHOT_TERMS],
+            "lift_context": [t for t in DEFAULT_LIFT_CONTEXT if t not in SNAPSHOT_LIFT_TERMS],
+        } | knobs
     models = {} if archive is None else {"models": {"archive": str(archive), "archive_writer_id": "bench-policies"}}
     return load_settings(overrides={"seed": seed, "policy": {"name": policy, **knobs}, **models}, env={})
 
@@ -443,7 +452,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result["closed_loop"] = {}
     scenarios = args.scenarios.split(",")
     arms = [(p, False) for p in policies] + ([(p, True) for p in policies] if args.nightly else [])
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    # spawned, not forked: the caller may have started OpenMP threads (XGBoost), which a forked child that trains
+    # a booster deadlocks on (libgomp is not fork-safe; a test that ran a nightly job before this one hung so)
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         runs = {
             (scenario, p, nightly): pool.submit(
                 closed_loop, scenario, args.days, args.users, args.seed, specs[p][0], nightly, **specs[p][1]

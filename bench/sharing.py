@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import statistics
 import time
@@ -129,7 +130,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.workers < 2:
         parser.error("--workers must be at least 2")
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    with ProcessPoolExecutor(
+        max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:  # see bench.policies
         runs = {
             (arm, seed): pool.submit(
                 train, arm, args.scenario, args.days, args.users, seed, args.policy, args.workers, args.share_s, at

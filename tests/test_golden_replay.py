@@ -25,12 +25,12 @@ from stream.cli import main
 
 GOLDEN = {
     "events": "4859f5dd52f7ae2b66dff42fb8d410836807ee7fdd38546479deebf86befd120",
-    "decisions": "1a0c3727deff62c91810ae32f953f80ba23ecebeff9a73d590efaa95ccb4f5ec",
-    "rewards": "01836a274890a26c7152ec6399c91f016366570efe6fa104fead062d85bd7815",
+    "decisions": "f0e4228be303ad98cb4fc265be49a4f2c6b1c9d64f4b41930eef9a1721d0fd06",
+    "rewards": "5a4b8b5f56103dbd722ff0fc3c89b83690c8d56331209583e924f21227ce1bc4",
     "dead_letters": "dcab8d2c78078f2c2f0a227d4c398aa49c66dc879dd149aba6449644654d74ed",
-    "archive": "6906befa983bdc58f9b41d95efc26e194f30ae53e7bdeb06f44cb89712df6f38",
-    "scored_decisions": "8cb5fd07ec9cb3a98e04d0a1e0a735a6fab3384660092a76b51e26296bca761b",
-    "scored_rewards": "1d44fd27f0b5ad4cd94152250771ddb582e873f7fd6bd5fb0abc51388a9cfeb0",
+    "archive": "160bd9dde964d0c4eca7f12b4bacc5396fe67af0654e1b3ac6201a424bb30a58",
+    "scored_decisions": "2940a1e31bfd96ac399810bb126bdfed4f2b72259d529b88208b8d4eff9c7d29",
+    "scored_rewards": "0f1c0949e1fca9caa22092bf9d619428f04343c8439b904f3b137cf73b2b514b",
 }
 
 # Bad lines, each inserted after the valid line of the same index: every one must become a dead letter.

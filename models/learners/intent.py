@@ -111,6 +111,10 @@ class IntentLearner(RiverLearner):
         p = self._proba(clean(x))
         return p if self._calibration is None else self._calibration.apply(p)
 
+    def score_one(self, x: Mapping[str, float]) -> float:
+        """The logistic regression's own probability, before calibration (what the policy's context takes)."""
+        return self._proba(clean(x))
+
     def _proba(self, x: dict[str, float]) -> float:
         return float(self._model.predict_proba_one(scaled(self._scaler, x))[True])
 

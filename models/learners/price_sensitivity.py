@@ -130,6 +130,12 @@ class PriceSensitivityLearner(RiverLearner):
         """Lift in purchase probability of a 10 % discount over no offer for this context (offer keys ignored)."""
         return self.predict_lift(x, offer_share=0.10, offer_flat=0.0)
 
+    def score_one(self, x: Mapping[str, float]) -> float:
+        """:meth:`predict_one` from the logistic regression's own probabilities, before calibration (what the
+        policy's context takes)."""
+        context, _, _ = _split(x)
+        return self._raw_purchase(context, _SHARE_UNIT, 0.0) - self._raw_purchase(context, 0.0, 0.0)
+
     def predict_lift(self, x: Mapping[str, float], offer_share: float, offer_flat: float) -> float:
         """P(buy | x, this offer) − P(buy | x, no offer); offer keys in ``x`` are ignored."""
         context, _, _ = _split(x)

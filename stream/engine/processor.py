@@ -366,14 +366,16 @@ class Processor:
                 log.warning("drift alarm from the %s learner at %s (alarm %d)", name, iso_ms(ts_ms), alarms)
 
     def online_scores(self, features: Mapping[str, float]) -> dict[str, float]:
-        """The online learners' view of a decision point: intent, a 10 % discount's lift, the segment."""
+        """The online learners' view of a decision point: intent, a 10 % discount's lift, the segment. Their own
+        scores, before calibration (:meth:`OnlineLearner.score_one`): a calibration refitted as examples arrive
+        would move what the policy's coefficients on them mean."""
         scores: dict[str, float] = {}
         intent = self.learners.get("intent")
         if intent is not None:
-            scores["intent_online"] = round(intent.predict_one(features), 6)
+            scores["intent_online"] = round(intent.score_one(features), 6)
         price = self.learners.get("price_sensitivity")
         if price is not None:
-            scores["lift_online"] = round(price.predict_one(features), 6)
+            scores["lift_online"] = round(price.score_one(features), 6)
         segments = self.learners.get("segments")
         if segments is not None:
             scores["segment"] = segments.predict_one(user_vector(features))

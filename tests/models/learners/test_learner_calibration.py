@@ -107,3 +107,24 @@ def test_a_learner_snapshot_keeps_it_and_one_from_before_calibration_restores_un
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="half_life"):
         OnlinePlatt(half_life=0)
+
+
+def test_the_policy_context_takes_the_learners_own_scores_and_the_predictions_are_calibrated():
+    """A calibration refitted as examples arrive would move what the policy's coefficients mean: the processor
+    puts each learner's own score in the context (score_one); predict_one is the calibrated probability."""
+    from factories import processor
+
+    rng = random.Random(8)
+    core = processor(seed=3)
+    intent = core.learners["intent"]
+    for _ in range(3000):
+        adds = float(rng.randint(0, 3))
+        intent.learn_one({"adds": adds}, rng.random() < 0.1 + 0.1 * adds)
+    x = {"adds": 3.0}
+    raw = IntentLearner(seed=3, calibrate=False)
+    raw.restore({k: v for k, v in intent.snapshot().items() if k != "calibration"})
+    assert intent.score_one(x) == raw.predict_one(x) != intent.predict_one(x)
+    del core.learners["segments"]  # it reads the whole behaviour vector; not what is checked here
+    assert core.online_scores(x)["intent_online"] == round(intent.score_one(x), 6)
+    price = core.learners["price_sensitivity"]
+    assert price.score_one(x) == price.predict_one(x)  # nothing learned: no calibration yet

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 from factories import processor, simulated_events
 
+from bandits.context import DEFAULT_CONTEXT, DEFAULT_LIFT_CONTEXT
 from stream.app.migrate import migrate_checkpoint
 from stream.core.records import SourceRecord
 from stream.kafka.clients import partition_for_key
@@ -39,7 +40,11 @@ def test_a_one_partition_checkpoint_continues_exactly_as_if_never_upgraded():
     events = simulated_events("abrupt", days=1, users=250, seed=4)
     offsets, state = _load("checkpoint-v2-1p.json")
     assert state["version"] == 2 and offsets == {"clicks:0": CUT}
-    plain = {"conservative": False}  # the policy that wrote the fixture (conservative mode came later)
+    plain = {  # the policy that wrote the fixture: conservative mode and the context's order came later
+        "conservative": False,
+        "context": ["intent_snapshot", "intent_online", "lift_snapshot", *DEFAULT_CONTEXT[1:-3], "arm:buy_snapshot"],
+        "lift_context": ["lift_snapshot", *DEFAULT_LIFT_CONTEXT[:-1]],
+    }
     migrated = processor(seed=3, policy=plain)
     migrated.restore(orjson.loads(orjson.dumps(migrate_checkpoint(offsets, state))))
     got = [o.value() for o in migrated.process_batch(_records(events[CUT:], 1, {0: CUT}))]
