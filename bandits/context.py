@@ -40,9 +40,9 @@ CHANNEL_TERMS: tuple[str, ...] = tuple(f"from_{c}" for c in REFERRER_CHANNELS if
 
 # The nightly snapshot's scores as context terms: its purchase intent, its lift of a 10 % discount, and each
 # offer's purchase probability under it (``policy.prior_coefficients`` warm-starts ``arm:buy_snapshot``). In
-# the defaults, last: measured in the closed loop with the nightly retrain in it (docs/results/policies.md,
-# "With the nightly job in the loop"), the policy earned 0.7-1.8 % more with them than without at 20,000
-# shoppers (seed 3), and at 8,000 more or within noise on five of six runs, 0.4 % less on one.
+# the defaults, last. Measured in the closed loop with the nightly retrain in it (docs/results/policies.md,
+# "With the nightly job in the loop"): at 8,000 shoppers as much or more than without them on five runs of
+# six, and 5.6 % less on one, where the snapshot did not learn a competitor's launch in time.
 SNAPSHOT_TERMS: tuple[str, ...] = ("intent_snapshot", "lift_snapshot", "arm:buy_snapshot")
 SNAPSHOT_LIFT_TERMS: tuple[str, ...] = ("lift_snapshot",)
 
