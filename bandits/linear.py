@@ -300,6 +300,15 @@ class LinearArms:
                 )
             self._restore_dropping(state)
             return
+        self._forget_columns()
+        if state["offers"]:  # an untrained model has not grown its offer columns yet
+            self._design({}, state["offers"])
+        self._posterior.restore(state["posterior"])
+        self._rewards = int(state["rewards"])
+        self._lesson_rewards = 0
+
+    def _forget_columns(self) -> None:
+        """Back to the context's columns with the prior alone (offers and attribute blocks grow again)."""
         self._blocks = {}
         self._shared = 0
         self._posterior = LinearPosterior(
@@ -309,11 +318,6 @@ class LinearArms:
             self.noise_prior_scale,
             self._posterior.prior_mean[: self._base.dim],
         )
-        if state["offers"]:  # an untrained model has not grown its offer columns yet
-            self._design({}, state["offers"])
-        self._posterior.restore(state["posterior"])
-        self._rewards = int(state["rewards"])
-        self._lesson_rewards = 0
 
     def _restore_dropping(self, state: Mapping[str, Any]) -> None:
         """Restore a snapshot of a wider context: read it as it was, then keep the columns still configured."""
@@ -331,15 +335,7 @@ class LinearArms:
             target=self.target,
         )
         was.restore(state)
-        self._blocks = {}
-        self._shared = 0
-        self._posterior = LinearPosterior(
-            self._base.dim,
-            self.prior_precision,
-            self.noise_prior_shape,
-            self.noise_prior_scale,
-            self._posterior.prior_mean[: self._base.dim],
-        )
+        self._forget_columns()
         if was._blocks:
             self._design({}, sorted(was._blocks, key=was._blocks.__getitem__))
         columns = was.column_names()
