@@ -3,7 +3,8 @@
 A learner learns one labelled example at a time as labels resolve (in event time), predicts one score, names
 the learned state a prediction came from (:attr:`OnlineLearner.version`), and snapshots to JSON-able data.
 Every learner feeds its prequential error — the error of the prediction it made *before* learning each example
-— to a :class:`DriftMonitor`, which runs River's ADWIN on that stream.
+— to a :class:`DriftMonitor`, which runs River's ADWIN on that stream; a probability learner also feeds its
+prequential bias (label minus the probability it served), which a second ADWIN watches both ways.
 
 >>> import random
 >>> rng = random.Random(0)
@@ -74,17 +75,24 @@ class OnlineLearner(Shareable, Protocol):
 
 
 class DriftMonitor:
-    """ADWIN on a learner's prequential error stream, counting alarms.
+    """ADWIN on a learner's prequential error stream and, for a probability, on its bias; counting alarms.
 
-    ADWIN flags a change of the stream's mean in either direction; with ``increase_only`` (the default) only a
-    rise of the error is an alarm, since a falling error (a learner still converging, or an easier period) needs
-    no action. The direction is read from the mean of the last ``clock`` errors against the window's mean before
-    the detection, not from where ADWIN cut its window: the first significant cut it finds can lie anywhere, even
-    in a learner's early, worse days. River's ADWIN starts an empty window after each detection. Errors should
-    lie in [0, 1]: ADWIN's bound assumes a bounded stream, so the learners normalise theirs. Non-finite errors are
-    ignored.
+    The **error** detector: ADWIN flags a change of the stream's mean in either direction; with ``increase_only``
+    (the default) only a rise of the error is an alarm, since a falling error (a learner still converging, or an
+    easier period) needs no action. The direction is read from the mean of the last ``clock`` errors against the
+    window's mean before the detection, not from where ADWIN cut its window: the first significant cut it finds
+    can lie anywhere, even in a learner's early, worse days. Errors should lie in [0, 1]: ADWIN's bound assumes a
+    bounded stream, so the learners normalise theirs.
 
-    Hyperparameters are public and named like the constructor's arguments; the detector and counts are private.
+    The **bias** detector watches ``label − probability`` (given to :meth:`update` as ``bias``, in [−1, 1]) and
+    alarms on a change either way: when buying halves, a probability calibrated to the old rate predicts too high,
+    yet its log loss *falls* (rare positives weigh less), so the error detector sees an easier stream; the bias
+    shows the change for what it is (measured with ``make bench-drift``: docs/results/drift.md).
+
+    River's ADWIN starts an empty window after each detection. Non-finite inputs are ignored. An alarm's reason
+    (:attr:`last_alarm_reason`) says which detector fired and which way.
+
+    Hyperparameters are public and named like the constructor's arguments; the detectors and counts are private.
     """
 
     def __init__(self, delta: float = 0.002, clock: int = 32, grace_period: int = 30, increase_only: bool = True):
@@ -94,9 +102,12 @@ class DriftMonitor:
         self.increase_only = increase_only
         self._adwin = self._new_adwin()
         self._recent: deque[float] = deque(maxlen=clock)
+        self._bias_adwin = self._new_adwin()
+        self._bias_recent: deque[float] = deque(maxlen=clock)
         self._n = 0
         self._alarms = 0
         self._last_alarm_ts_ms: int | None = None
+        self._last_alarm_reason: str | None = None
 
     def _new_adwin(self) -> drift.ADWIN:
         return drift.ADWIN(delta=self.delta, clock=self.clock, grace_period=self.grace_period)
@@ -112,6 +123,12 @@ class DriftMonitor:
         return self._last_alarm_ts_ms
 
     @property
+    def last_alarm_reason(self) -> str | None:
+        """What the latest alarm saw: ``error rose``, ``error fell``, ``predicting too high`` (fewer positives
+        than predicted) or ``predicting too low``; None before the first."""
+        return self._last_alarm_reason
+
+    @property
     def n(self) -> int:
         """How many errors were seen."""
         return self._n
@@ -121,20 +138,29 @@ class DriftMonitor:
         """Mean error over ADWIN's current window (the recent error level)."""
         return float(self._adwin.estimation)
 
-    def update(self, error: float, ts_ms: int | None = None) -> bool:
-        """Add one error; True when it completes a drift (a rise of the error, with ``increase_only``)."""
+    @property
+    def bias(self) -> float:
+        """Mean ``label − probability`` over the bias detector's current window (0 when it watched none)."""
+        return 2.0 * float(self._bias_adwin.estimation) - 1.0 if self._bias_recent else 0.0
+
+    def update(self, error: float, ts_ms: int | None = None, bias: float | None = None) -> bool:
+        """Add one error (and, for a probability, its bias ``label − p``); True when either completes a drift."""
         if not math.isfinite(error):
             return False
         self._n += 1
-        self._recent.append(error)
-        before = self._adwin.estimation
-        self._adwin.update(error)
-        if not self._adwin.drift_detected:
-            return False
-        if self.increase_only and sum(self._recent) / len(self._recent) <= before:
+        reason = _changed(self._adwin, self._recent, error)
+        if reason is not None and (reason == "fell" and self.increase_only):
+            reason = None
+        why = None if reason is None else f"error {reason}"
+        if bias is not None and math.isfinite(bias):
+            moved = _changed(self._bias_adwin, self._bias_recent, (1.0 + min(max(bias, -1.0), 1.0)) / 2.0)
+            if moved is not None and why is None:
+                why = "predicting too low" if moved == "rose" else "predicting too high"
+        if why is None:
             return False
         self._alarms += 1
         self._last_alarm_ts_ms = ts_ms
+        self._last_alarm_reason = why
         return True
 
     def snapshot(self) -> dict[str, Any]:
@@ -143,18 +169,25 @@ class DriftMonitor:
             "n": self._n,
             "alarms": self._alarms,
             "last_alarm_ts_ms": self._last_alarm_ts_ms,
+            "last_alarm_reason": self._last_alarm_reason,
             "recent": list(self._recent),
             "adwin": pack(self._adwin),
+            "bias_recent": list(self._bias_recent),
+            "bias_adwin": pack(self._bias_adwin),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`snapshot`; one from before the bias detector starts that detector empty."""
         check_params("DriftMonitor", state["params"], self._params())
         self._adwin = unpack(state["adwin"])
         self._recent = deque((float(e) for e in state["recent"]), maxlen=self.clock)
+        self._bias_adwin = unpack(state["bias_adwin"]) if "bias_adwin" in state else self._new_adwin()
+        self._bias_recent = deque((float(e) for e in state.get("bias_recent", ())), maxlen=self.clock)
         self._n = int(state["n"])
         self._alarms = int(state["alarms"])
         last = state["last_alarm_ts_ms"]
         self._last_alarm_ts_ms = None if last is None else int(last)
+        self._last_alarm_reason = state.get("last_alarm_reason")
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -163,6 +196,17 @@ class DriftMonitor:
             "grace_period": self.grace_period,
             "increase_only": self.increase_only,
         }
+
+
+def _changed(adwin: drift.ADWIN, recent: deque[float], x: float) -> str | None:
+    """Feed ``x`` to ``adwin``; on a detection, whether the stream ``rose`` or ``fell``: the mean of the last
+    values (``recent``) against the window's mean before the detection."""
+    recent.append(x)
+    before = adwin.estimation
+    adwin.update(x)
+    if not adwin.drift_detected:
+        return None
+    return "rose" if sum(recent) / len(recent) > before else "fell"
 
 
 class RiverLearner:
@@ -190,6 +234,10 @@ class RiverLearner:
     def score_one(self, x: Mapping[str, float]) -> float:
         """:meth:`predict_one` before calibration (the same where a learner calibrates nothing)."""
         return self.predict_one(x)  # type: ignore[attr-defined]
+
+    def _served(self, p: float) -> float:
+        """The probability served for the model's own ``p``: calibrated, where the learner calibrates."""
+        return p if self._calibration is None else self._calibration.apply(p)
 
     @property
     def drift(self) -> DriftMonitor:

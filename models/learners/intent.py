@@ -98,7 +98,7 @@ class IntentLearner(RiverLearner):
         x = clean(x)
         before = self._proba(x)
         if watch:
-            self._drift.update(log_loss(before, label), ts_ms)
+            self._drift.update(log_loss(before, label), ts_ms, bias=float(label) - self._served(before))
         if self._calibration is not None:
             self._calibration.learn(before, label, weight)
         self._scaler.learn_one(x)
@@ -109,7 +109,7 @@ class IntentLearner(RiverLearner):
     def predict_one(self, x: Mapping[str, float]) -> float:
         """Probability that the session ends in a purchase, in (0, 1), Platt-scaled once enough is learned."""
         p = self._proba(clean(x))
-        return p if self._calibration is None else self._calibration.apply(p)
+        return self._served(p)
 
     def score_one(self, x: Mapping[str, float]) -> float:
         """The logistic regression's own probability, before calibration (what the policy's context takes)."""

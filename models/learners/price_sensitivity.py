@@ -113,7 +113,7 @@ class PriceSensitivityLearner(RiverLearner):
         context, share, flat = _split(x)
         before = self._raw_purchase(context, share, flat)
         if watch:
-            self._drift.update(log_loss(before, label), ts_ms)
+            self._drift.update(log_loss(before, label), ts_ms, bias=float(label) - self._served(before))
         self._scaler.learn_one(context)
         self._scaler_lesson.learn(context)
         capped = min(max(float(weight), 0.0), self.max_weight)
@@ -148,7 +148,7 @@ class PriceSensitivityLearner(RiverLearner):
 
     def _purchase(self, context: dict[str, float], share: float, flat: float) -> float:
         p = self._raw_purchase(context, share, flat)
-        return p if self._calibration is None else self._calibration.apply(p)
+        return self._served(p)
 
     def _raw_purchase(self, context: dict[str, float], share: float, flat: float) -> float:
         z = _design(scaled(self._scaler, context), share, flat)

@@ -363,7 +363,13 @@ class Processor:
             if alarms != self._alarms[name]:
                 self._alarms[name] = alarms
                 self.counters[f"drift_alarms.{name}"] += 1
-                log.warning("drift alarm from the %s learner at %s (alarm %d)", name, iso_ms(ts_ms), alarms)
+                log.warning(
+                    "drift alarm from the %s learner at %s (alarm %d): %s",
+                    name,
+                    iso_ms(ts_ms),
+                    alarms,
+                    learner.drift.last_alarm_reason,
+                )
 
     def online_scores(self, features: Mapping[str, float]) -> dict[str, float]:
         """The online learners' view of a decision point: intent, a 10 % discount's lift, the segment. Their own
