@@ -208,6 +208,20 @@ def test_recommendation_is_the_cheapest_strategy_within_the_noise_of_the_best():
     _assert_one_sentence(verdict(comparison, summaries))
 
 
+def test_a_tie_is_preferred_for_its_compute_only_when_it_saves_a_fifth():
+    rng = np.random.default_rng(2)
+    base = 0.6 + 0.02 * rng.standard_normal(20)
+    wobble = 0.002 * np.resize([1.0, -1.0], 20)  # mean 0: the tie is behind by 0.0001 on average, well within noise
+    logloss = {"best": base, "tie": base + 0.0001 + wobble}
+    comparison, summaries = _lab(logloss, {"best": 22.1, "tie": 21.8})  # 1 % less: within the timing's noise
+    assert comparison["best"] == "best" and comparison["versus_best"]["tie"]["logloss_diff"]["lo95"] <= 0
+    assert recommended(comparison, summaries) == "best"
+    assert verdict(comparison, summaries).startswith("Run best: the most accurate")
+    comparison, summaries = _lab(logloss, {"best": 22.1, "tie": 17.6})  # a fifth less
+    assert recommended(comparison, summaries) == "tie"
+    assert verdict(comparison, summaries).endswith("against 22.1 (1.3× less).")
+
+
 def _assert_one_sentence(text: str) -> None:
     assert text.endswith(".") and ". " not in text and len(text.split()) <= 45, text
 
