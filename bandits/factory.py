@@ -10,6 +10,7 @@ from typing import Any
 
 from bandits.base import Policy
 from bandits.baselines import FixedOfferPolicy, UniformPolicy
+from bandits.linear import HYPERPARAMETERS
 from bandits.linear_thompson import LinearThompson
 from bandits.linucb import LinUCB
 from bandits.settings import PolicySettings
@@ -29,21 +30,7 @@ def _thompson(s: PolicySettings) -> Policy:
 
 def linear_kwargs(s: PolicySettings) -> dict[str, Any]:
     """The linear policies' constructor arguments from the settings (shared by linear TS and LinUCB)."""
-    return {
-        "context": s.context,
-        "lift_context": s.lift_context,
-        "lift_by": s.lift_by,
-        "mc_samples": s.mc_samples,
-        "propensity_floor": s.propensity_floor,
-        "prior_precision": s.prior_precision,
-        "lift_prior_precision": s.lift_prior_precision,
-        "noise_prior_shape": s.noise_prior_shape,
-        "noise_prior_scale": s.noise_prior_scale,
-        "forget_half_life": s.forget_half_life,
-        "prior_coefficients": s.prior_coefficients,
-        "value_key": s.value_key,
-        "target": s.target,
-    }
+    return {name: getattr(s, name) for name in HYPERPARAMETERS}
 
 
 POLICIES: dict[str, Callable[[PolicySettings], Policy]] = {

@@ -68,6 +68,23 @@ TARGETS = ("profit", "purchase")
 # The noise prior's scale sized for each target (the prior mean noise variance is scale / (shape − 1)): a
 # decision's profit varies by hundreds of squared dollars; a purchase flag's variance is at most 0.25.
 NOISE_PRIOR_SCALE = {"profit": 300.0, "purchase": 0.25}
+# The model's hyperparameters: the constructor's arguments, each kept as a public attribute of the same name and
+# configured under the same name in ``policy.*`` (``bandits.factory.linear_kwargs`` reads them from there).
+HYPERPARAMETERS: tuple[str, ...] = (
+    "context",
+    "lift_context",
+    "lift_by",
+    "mc_samples",
+    "propensity_floor",
+    "prior_precision",
+    "lift_prior_precision",
+    "noise_prior_shape",
+    "noise_prior_scale",
+    "forget_half_life",
+    "prior_coefficients",
+    "value_key",
+    "target",
+)
 
 
 class LinearArms:
@@ -321,19 +338,8 @@ class LinearArms:
 
     def _restore_dropping(self, state: Mapping[str, Any]) -> None:
         """Restore a snapshot of a wider context: read it as it was, then keep the columns still configured."""
-        was = LinearArms(
-            context=state["context"],
-            lift_context=state["lift_context"],
-            prior_precision=self.prior_precision,
-            lift_prior_precision=self.lift_prior_precision,
-            noise_prior_shape=self.noise_prior_shape,
-            noise_prior_scale=self.noise_prior_scale,
-            forget_half_life=self.forget_half_life,
-            prior_coefficients=self.prior_coefficients,
-            value_key=self.value_key,
-            lift_by=self.lift_by,
-            target=self.target,
-        )
+        mine = {name: getattr(self, name) for name in HYPERPARAMETERS}
+        was = LinearArms(**mine | {"context": state["context"], "lift_context": state["lift_context"]})
         was.restore(state)
         self._forget_columns()
         if was._blocks:
