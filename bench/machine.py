@@ -3,14 +3,23 @@ figures are written."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+
+def process_pool(jobs: int) -> ProcessPoolExecutor:
+    """Worker processes for independent runs, spawned, not forked: the caller may have started OpenMP threads
+    (XGBoost), which a forked child that trains a booster deadlocks on (libgomp is not fork-safe; a test that ran
+    a nightly job before the policies bench hung so)."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
 
 
 def machine() -> dict[str, Any]:

@@ -56,13 +56,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import multiprocessing
 import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,7 +70,7 @@ import orjson
 
 from bandits.context import DEFAULT_CONTEXT, DEFAULT_LIFT_CONTEXT, SNAPSHOT_LIFT_TERMS, SNAPSHOT_TERMS
 from bandits.factory import make_policy
-from bench.machine import machine, write_results
+from bench.machine import machine, process_pool, write_results
 from models.behaviour.features import user_vector
 from models.history.archive import ArchiveWriter
 from models.learners.factory import make_learners
@@ -452,9 +450,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result["closed_loop"] = {}
     scenarios = args.scenarios.split(",")
     arms = [(p, False) for p in policies] + ([(p, True) for p in policies] if args.nightly else [])
-    # spawned, not forked: the caller may have started OpenMP threads (XGBoost), which a forked child that trains
-    # a booster deadlocks on (libgomp is not fork-safe; a test that ran a nightly job before this one hung so)
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with process_pool(args.jobs) as pool:
         runs = {
             (scenario, p, nightly): pool.submit(
                 closed_loop, scenario, args.days, args.users, args.seed, specs[p][0], nightly, **specs[p][1]

@@ -24,18 +24,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
 import statistics
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.machine import machine, write_results
+from bench.machine import machine, process_pool, write_results
 from bench.policies import Fleet, shop_settings
 from stream.app.build import build_processor
 from stream.app.replay import decider
@@ -130,9 +128,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.workers < 2:
         parser.error("--workers must be at least 2")
     started = time.perf_counter()
-    with ProcessPoolExecutor(
-        max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")
-    ) as pool:  # see bench.policies
+    with process_pool(args.jobs) as pool:
         runs = {
             (arm, seed): pool.submit(
                 train, arm, args.scenario, args.days, args.users, seed, args.policy, args.workers, args.share_s, at

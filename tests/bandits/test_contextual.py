@@ -1,15 +1,13 @@
 """The contextual policy: it learns who should get which offer when the context says so, and on the simulated shop
 it never settles on the biggest discount."""
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-
 import numpy as np
 import pytest
 
 from bandits.factory import make_policy
 from bandits.offers import Catalogue
 from bandits.settings import PolicySettings
+from bench.machine import process_pool
 from bench.policies import closed_loop
 from stream.engine.processor import offer_terms
 
@@ -90,8 +88,7 @@ def test_on_both_scenarios_linear_ts_out_earns_the_best_fixed_offer_and_non_cont
     measures 60 days at 40,000 shoppers, and README gives the figures across seeds."""
     runs = [(scenario, name) for scenario in ("stationary", "abrupt") for name in ("linear_thompson", "thompson")]
     # the runs are independent and deterministic: side by side on two cores, same figures, half the wait
-    spawn = multiprocessing.get_context("spawn")  # not fork: see bench.policies.main
-    with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+    with process_pool(2) as pool:
         futures = {run: pool.submit(closed_loop, run[0], days=30, users=20_000, seed=3, policy=run[1]) for run in runs}
         out = {run: future.result() for run, future in futures.items()}
     for scenario in ("stationary", "abrupt"):
