@@ -149,9 +149,7 @@ class DriftMonitor:
             return False
         self._n += 1
         reason = _changed(self._adwin, self._recent, error)
-        if reason is not None and (reason == "fell" and self.increase_only):
-            reason = None
-        why = None if reason is None else f"error {reason}"
+        why = None if reason is None or (reason == "fell" and self.increase_only) else f"error {reason}"
         if bias is not None and math.isfinite(bias):
             moved = _changed(self._bias_adwin, self._bias_recent, (1.0 + min(max(bias, -1.0), 1.0)) / 2.0)
             if moved is not None and why is None:
